@@ -1,0 +1,110 @@
+// xo::tcp — take a live TCP connection out of one kernel and put it into another.
+//
+// In the spirit of CRIU's libsoccr: capture() puts the socket into repair mode
+// and reads its whole state into a Snapshot (a plain value); encode()/decode()
+// carry it; restore() builds an equivalent socket elsewhere.
+//
+// Contract (what the caller does, not this library):
+//  * Block the flow's incoming packets BEFORE capture(): a socket in repair
+//    mode still ACKs new data, and those bytes would be lost.
+//  * After a successful capture() the socket stays in repair mode. The caller
+//    either closes it (close() in repair mode sends neither FIN nor RST: the
+//    connection now lives elsewhere) or calls resume() to take it back.
+//  * If capture() fails, the socket is already out of repair mode and usable.
+//  * Packets must reach the restored socket (steering) — not done here.
+//  * Addresses: restore() binds the snapshot's local address unless
+//    RestoreOptions::local overrides it (NAT mode). Binding an address the
+//    host does not own needs it on `lo` or IP_TRANSPARENT (set by restore()
+//    when RestoreOptions::transparent is true).
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/base/fd.h"
+#include "common/base/result.h"
+
+namespace xo::tcp {
+
+// An IPv4 or IPv6 address and port, stored as sockaddr_storage.
+struct Endpoint {
+  sockaddr_storage addr{};
+  int family() const { return addr.ss_family; }
+  socklen_t len() const {
+    return family() == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  }
+  std::string to_string() const;  // "198.18.0.1:80" / "[fd00::1]:80"
+  static Result<Endpoint> parse(const std::string& host, uint16_t port);
+};
+
+// Ordinary socket options that shape behaviour and travel with the connection.
+struct SocketOptions {
+  bool nodelay = false;
+  bool keepalive = false;
+  int keepidle = 0, keepintvl = 0, keepcnt = 0;
+  std::string congestion;          // e.g. "cubic"
+  int notsent_lowat = 0;           // 0: unset
+  int sndbuf = 0, rcvbuf = 0;      // only when the application locked them (SOCK_*BUF_LOCK)
+  bool reuseaddr = false;          // put back after repair off
+};
+
+struct Snapshot {
+  static constexpr uint16_t kVersion = 1;
+
+  Endpoint local, remote;
+  int state = 0;                   // TCP_ESTABLISHED, TCP_FIN_WAIT1, ... (linux/tcp.h numbering)
+
+  // Sequence numbers at the END of each queue (TCP_QUEUE_SEQ read in repair mode).
+  uint32_t send_seq = 0;           // snd_nxt-equivalent for the whole send queue
+  uint32_t recv_seq = 0;           // rcv_nxt
+
+  // Negotiated options (TCPI_OPT_* bits from TCP_INFO) and their values.
+  uint8_t tcpi_options = 0;
+  uint32_t mss = 0;
+  uint8_t snd_wscale = 0, rcv_wscale = 0;
+  uint32_t timestamp = 0;          // TCP_TIMESTAMP, opaque
+
+  // TCP_REPAIR_WINDOW; absent on kernels without it.
+  struct Window {
+    uint32_t snd_wl1 = 0, snd_wnd = 0, max_window = 0, rcv_wnd = 0, rcv_wup = 0;
+  };
+  std::optional<Window> window;
+
+  // Send queue: the first (send_queue.size() - unsent) bytes were sent and not
+  // yet acknowledged; the last `unsent` bytes were never sent.
+  std::vector<uint8_t> send_queue;
+  uint32_t unsent = 0;
+  std::vector<uint8_t> recv_queue; // received, not yet read by the application
+
+  SocketOptions options;
+};
+
+// Leave repair mode on the original socket (rollback after capture()).
+Status resume(int fd);
+
+// Put `fd` into repair mode and read its state. On failure the socket is out
+// of repair mode again and the error says what could not be captured.
+Result<Snapshot> capture(int fd);
+
+struct RestoreOptions {
+  std::optional<Endpoint> local;   // bind here instead of snapshot.local (NAT mode)
+  bool transparent = false;        // IP_TRANSPARENT before bind
+  bool window_probe = true;        // TCP_REPAIR_OFF (probe) vs TCP_REPAIR_OFF_NO_WP
+};
+
+// Build a connected socket equal to the snapshot. Leaves repair mode, then
+// sends the unsent tail of the send queue normally.
+Result<UniqueFd> restore(const Snapshot& snap, const RestoreOptions& opts = {});
+
+// Versioned, bounds-checked encoding. decode() rejects truncated, oversized or
+// inconsistent input with a clear error.
+std::vector<uint8_t> encode(const Snapshot& snap);
+Result<Snapshot> decode(std::span<const uint8_t> bytes);
+
+}  // namespace xo::tcp
