@@ -16,6 +16,15 @@
 //    RestoreOptions::local overrides it (NAT mode). Binding an address the
 //    host does not own needs it on `lo` or IP_TRANSPARENT (set by restore()
 //    when RestoreOptions::transparent is true).
+//  * Half-closed states: the peer's FIN (CLOSE_WAIT, LAST_ACK, CLOSING) and the
+//    ACK of our FIN (FIN_WAIT2) cannot be put into a socket by any sockopt.
+//    restore() does what libsoccr does: it injects that one segment through a
+//    raw socket (needs CAP_NET_RAW), marked with SO_MARK kInjectMark, towards
+//    the restored socket. A caller that blocks the flow on the restoring host
+//    must let packets with that mark through. TIME_WAIT, SYN_* and LISTEN are
+//    refused by capture().
+//  * Socket options: SocketOptions below travel; anything else (SO_MARK,
+//    IP_TOS, TCP_USER_TIMEOUT, cgroup/bpf attachments, ...) does not.
 #pragma once
 
 #include <netinet/in.h>
@@ -50,18 +59,31 @@ struct SocketOptions {
   int keepidle = 0, keepintvl = 0, keepcnt = 0;
   std::string congestion;          // e.g. "cubic"
   int notsent_lowat = 0;           // 0: unset
-  int sndbuf = 0, rcvbuf = 0;      // only when the application locked them (SOCK_*BUF_LOCK)
+  // Only when the application locked them (setsockopt(SO_SNDBUF/SO_RCVBUF)
+  // sets SOCK_*BUF_LOCK and turns autotuning off): capture() reads the lock
+  // bits with getsockopt(SO_BUF_LOCK) (Linux >= 5.14; on older kernels the
+  // sizes are not captured and autotuning applies after restore). The value
+  // is what getsockopt() returns, i.e. the kernel's doubled size; restore()
+  // sets half of it. 0: not locked.
+  int sndbuf = 0, rcvbuf = 0;
   bool reuseaddr = false;          // put back after repair off
 };
 
 struct Snapshot {
   static constexpr uint16_t kVersion = 1;
+  // decode() refuses snapshots whose queues together exceed this.
+  static constexpr size_t kMaxQueueBytes = 64u << 20;
 
   Endpoint local, remote;
-  int state = 0;                   // TCP_ESTABLISHED, TCP_FIN_WAIT1, ... (linux/tcp.h numbering)
+  // TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_CLOSE_WAIT,
+  // TCP_LAST_ACK or TCP_CLOSING (linux/tcp.h numbering).
+  int state = 0;
 
-  // Sequence numbers at the END of each queue (TCP_QUEUE_SEQ read in repair mode).
-  uint32_t send_seq = 0;           // snd_nxt-equivalent for the whole send queue
+  // Sequence numbers at the END of each queue, as TCP_QUEUE_SEQ reads them in
+  // repair mode. As in libsoccr they include a FIN: send_seq counts our FIN
+  // when `state` says we sent one (FIN_WAIT1/2, CLOSING, LAST_ACK), recv_seq
+  // counts the peer's FIN when we received one (CLOSE_WAIT, LAST_ACK, CLOSING).
+  uint32_t send_seq = 0;           // write_seq: end of the send queue
   uint32_t recv_seq = 0;           // rcv_nxt
 
   // Negotiated options (TCPI_OPT_* bits from TCP_INFO) and their values.
@@ -76,8 +98,9 @@ struct Snapshot {
   };
   std::optional<Window> window;
 
-  // Send queue: the first (send_queue.size() - unsent) bytes were sent and not
-  // yet acknowledged; the last `unsent` bytes were never sent.
+  // Send queue (data only, never the FIN): the first (send_queue.size() -
+  // unsent) bytes were sent and not yet acknowledged; the last `unsent` bytes
+  // were never sent.
   std::vector<uint8_t> send_queue;
   uint32_t unsent = 0;
   std::vector<uint8_t> recv_queue; // received, not yet read by the application
@@ -86,11 +109,21 @@ struct Snapshot {
 };
 
 // Leave repair mode on the original socket (rollback after capture()).
+// Leaving repair mode clears SO_REUSEADDR (repair mode forces sk_reuse and
+// turning it off resets it); the overload taking the snapshot puts it back.
 Status resume(int fd);
+Status resume(int fd, const Snapshot& snap);
 
 // Put `fd` into repair mode and read its state. On failure the socket is out
 // of repair mode again and the error says what could not be captured.
 Result<Snapshot> capture(int fd);
+
+// SO_MARK of the segments restore() injects for half-closed states (as
+// libsoccr's SOCCR_MARK), so that flow-blocking rules can let them pass.
+inline constexpr uint32_t kInjectMark = 0xC114;
+
+// "ESTABLISHED", "FIN_WAIT1", ... for messages.
+const char* state_name(int state);
 
 struct RestoreOptions {
   std::optional<Endpoint> local;   // bind here instead of snapshot.local (NAT mode)
@@ -99,8 +132,17 @@ struct RestoreOptions {
 };
 
 // Build a connected socket equal to the snapshot. Leaves repair mode, then
-// sends the unsent tail of the send queue normally.
+// sends the unsent tail of the send queue normally. The socket is blocking
+// and close-on-exec. On failure the half-built socket is closed in repair
+// mode (no FIN, no RST), so the snapshot can be restored again (elsewhere,
+// or into the origin). Only a failure after repair off (while queueing the
+// unsent tail) may have let part of that tail reach the peer.
 Result<UniqueFd> restore(const Snapshot& snap, const RestoreOptions& opts = {});
+
+// The checks decode() applies, for a Snapshot built by hand: a supported
+// state, IPv4/IPv6 endpoints of one family, unsent <= send queue, queue
+// sizes within kMaxQueueBytes, a congestion name of at most 15 chars.
+Status validate(const Snapshot& snap);
 
 // Versioned, bounds-checked encoding. decode() rejects truncated, oversized or
 // inconsistent input with a clear error.

@@ -1,0 +1,125 @@
+#include "common/tcp/inject.h"
+
+#include <arpa/inet.h>
+#include <netinet/ip.h>
+#include <netinet/ip6.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cstring>
+
+#include "common/base/fd.h"
+
+namespace xo::tcp {
+namespace {
+
+uint32_t sum16(const void* data, size_t len, uint32_t acc = 0) {
+  auto* p = static_cast<const uint8_t*>(data);
+  for (size_t i = 0; i + 1 < len; i += 2) acc += (uint32_t{p[i]} << 8) | p[i + 1];
+  if (len & 1) acc += uint32_t{p[len - 1]} << 8;
+  return acc;
+}
+
+uint16_t fold(uint32_t acc) {
+  while (acc >> 16) acc = (acc & 0xffff) + (acc >> 16);
+  return static_cast<uint16_t>(~acc);
+}
+
+bool is_v4_mapped(const sockaddr_in6& a) { return IN6_IS_ADDR_V4MAPPED(&a.sin6_addr); }
+
+// A 20-byte TCP header (no options: Linux accepts a segment without the
+// timestamp option even when timestamps were negotiated).
+tcphdr make_tcp(const InjectedSegment& seg, uint16_t sport, uint16_t dport) {
+  tcphdr th{};
+  th.source = sport;
+  th.dest = dport;
+  th.seq = htonl(seg.seq);
+  th.ack_seq = htonl(seg.ack);
+  th.doff = 5;
+  th.ack = 1;
+  th.fin = seg.fin ? 1 : 0;
+  th.window = htons(seg.window);
+  return th;
+}
+
+Status send_raw(int family, const void* pkt, size_t len, const sockaddr* dst, socklen_t dlen) {
+  // IPPROTO_RAW implies IP_HDRINCL (IPv4) and IPV6_HDRINCL (IPv6, Linux >= 4.5).
+  UniqueFd fd(::socket(family, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW));
+  if (!fd) return sys_error("inject: socket(SOCK_RAW) (needs CAP_NET_RAW)");
+  int mark = static_cast<int>(kInjectMark);
+  if (::setsockopt(fd.get(), SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) != 0)
+    return sys_error("inject: setsockopt(SO_MARK)");
+  ssize_t n = ::sendto(fd.get(), pkt, len, 0, dst, dlen);
+  if (n != static_cast<ssize_t>(len)) return sys_error("inject: sendto(raw segment)");
+  return {};
+}
+
+}  // namespace
+
+Status inject_segment(const InjectedSegment& seg) {
+  if (seg.from.family() != seg.to.family())
+    return error("inject: peer and local endpoints differ in family");
+  if (seg.to.family() == AF_INET6) {
+    auto& src = reinterpret_cast<const sockaddr_in6&>(seg.from.addr);
+    auto& dst = reinterpret_cast<const sockaddr_in6&>(seg.to.addr);
+    if (!is_v4_mapped(dst)) {
+      struct {
+        ip6_hdr ip;
+        tcphdr th;
+      } __attribute__((packed)) pkt{};
+      pkt.ip.ip6_flow = htonl(6u << 28);
+      pkt.ip.ip6_plen = htons(sizeof(tcphdr));
+      pkt.ip.ip6_nxt = IPPROTO_TCP;
+      pkt.ip.ip6_hlim = 64;
+      pkt.ip.ip6_src = src.sin6_addr;
+      pkt.ip.ip6_dst = dst.sin6_addr;
+      pkt.th = make_tcp(seg, src.sin6_port, dst.sin6_port);
+      uint32_t acc = sum16(&src.sin6_addr, 16);
+      acc = sum16(&dst.sin6_addr, 16, acc);
+      acc += sizeof(tcphdr) + IPPROTO_TCP;
+      pkt.th.check = htons(fold(sum16(&pkt.th, sizeof(tcphdr), acc)));
+      sockaddr_in6 to{};
+      to.sin6_family = AF_INET6;
+      to.sin6_addr = dst.sin6_addr;
+      to.sin6_scope_id = dst.sin6_scope_id;
+      return send_raw(AF_INET6, &pkt, sizeof(pkt), reinterpret_cast<sockaddr*>(&to), sizeof(to));
+    }
+    // An IPv6 socket talking IPv4 (v4-mapped addresses): the wire is IPv4.
+    InjectedSegment v4 = seg;
+    auto map = [](const sockaddr_in6& a6, Endpoint& out) {
+      out = {};
+      auto& a4 = reinterpret_cast<sockaddr_in&>(out.addr);
+      a4.sin_family = AF_INET;
+      a4.sin_port = a6.sin6_port;
+      std::memcpy(&a4.sin_addr, &a6.sin6_addr.s6_addr[12], 4);
+    };
+    map(src, v4.from);
+    map(dst, v4.to);
+    return inject_segment(v4);
+  }
+  if (seg.to.family() != AF_INET) return error("inject: unknown address family");
+  auto& src = reinterpret_cast<const sockaddr_in&>(seg.from.addr);
+  auto& dst = reinterpret_cast<const sockaddr_in&>(seg.to.addr);
+  struct {
+    iphdr ip;
+    tcphdr th;
+  } __attribute__((packed)) pkt{};
+  pkt.ip.version = 4;
+  pkt.ip.ihl = 5;
+  pkt.ip.tot_len = htons(sizeof(pkt));  // the kernel fills tot_len, id and check
+  pkt.ip.ttl = 64;
+  pkt.ip.protocol = IPPROTO_TCP;
+  pkt.ip.saddr = src.sin_addr.s_addr;
+  pkt.ip.daddr = dst.sin_addr.s_addr;
+  pkt.th = make_tcp(seg, src.sin_port, dst.sin_port);
+  uint32_t acc = sum16(&src.sin_addr, 4);
+  acc = sum16(&dst.sin_addr, 4, acc);
+  acc += sizeof(tcphdr) + IPPROTO_TCP;
+  pkt.th.check = htons(fold(sum16(&pkt.th, sizeof(tcphdr), acc)));
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_addr = dst.sin_addr;
+  return send_raw(AF_INET, &pkt, sizeof(pkt), reinterpret_cast<sockaddr*>(&to), sizeof(to));
+}
+
+}  // namespace xo::tcp

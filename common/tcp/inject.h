@@ -1,0 +1,26 @@
+// Injecting one segment "from the peer" into a restored socket.
+//
+// No sockopt puts the peer's FIN into a socket, nor acknowledges our FIN: a
+// restored half-closed connection gets them as libsoccr gives them, by a
+// hand-built segment sent through a raw socket to the restored socket's own
+// (local) address. The segment carries SO_MARK kInjectMark.
+#pragma once
+
+#include <cstdint>
+
+#include "common/base/result.h"
+#include "common/tcp/snapshot.h"
+
+namespace xo::tcp {
+
+struct InjectedSegment {
+  Endpoint from;  // the peer (source of the segment)
+  Endpoint to;    // the restored socket (must be an address of this host)
+  uint32_t seq = 0, ack = 0;
+  uint16_t window = 0;  // already scaled down by the peer's window scale
+  bool fin = false;     // FIN|ACK, else a bare ACK
+};
+
+Status inject_segment(const InjectedSegment& seg);
+
+}  // namespace xo::tcp
