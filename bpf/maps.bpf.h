@@ -1,0 +1,34 @@
+/* The maps of the steering programs. Pinned by name under the pin directory
+ * the control plane chooses, so a restarted daemon finds the same maps. */
+#pragma once
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "xo_steer.h"
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, XO_STEER_MAX_FLOWS);
+  __type(key, struct xo_flow_key);
+  __type(value, struct xo_flow_value);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} xo_flows SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, XO_CNT_MAX);
+  __type(key, __u32);
+  __type(value, __u64);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} xo_counters SEC(".maps");
+
+static __always_inline void xo_count(__u32 which) {
+  __u64 *c = bpf_map_lookup_elem(&xo_counters, &which);
+  if (c) *c += 1; /* per-CPU slot: no atomics needed */
+}
+
+static __always_inline void xo_account(struct xo_flow_value *v, __u64 len) {
+  __sync_fetch_and_add(&v->packets, 1);
+  __sync_fetch_and_add(&v->bytes, len);
+}

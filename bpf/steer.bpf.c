@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Flow steering programs, attached once per interface; everything per flow
+ * is an entry in xo_flows (see xo_steer.h).
+ *   xo_tc_ingress  frontend NIC ingress: BLOCK or REDIRECT to a target;
+ *                  target NIC ingress: BLOCK (while a connection is frozen)
+ *   xo_tc_egress   target NIC egress: SNAT the source back to the service address
+ *   xo_xdp_ingress the frontend program as XDP (generic or native) */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+
+#include "maps.bpf.h"
+#include "parse.bpf.h"
+#include "rewrite_skb.bpf.h"
+#include "rewrite_xdp.bpf.h"
+
+/* Not our flow: TC_ACT_UNSPEC lets the next filter on the hook classify it
+ * (in direct-action mode TC_ACT_OK would end the chain), e.g. the TC flower
+ * rule that the hybrid installs when the NIC cannot take it in hardware. */
+#define XO_TC_NEXT TC_ACT_UNSPEC
+
+/* Headers we may need in the linear area: Ethernet + IPv6 (or IPv4 with
+ * options) + TCP without options. */
+#define XO_HEADROOM_NEEDED (14 + 60 + 20)
+
+static __always_inline int xo_skb_parse(struct __sk_buff *skb, struct xo_parsed *p) {
+  if (xo_parse((void *)(long)skb->data, (void *)(long)skb->data_end, p) == 0) return 0;
+  /* Headers may sit in paged data (GRO'd or fragmented skbs): pull and retry. */
+  __u32 want = skb->len < XO_HEADROOM_NEEDED ? skb->len : XO_HEADROOM_NEEDED;
+  if (skb->data_end - skb->data >= want) return -1;
+  if (bpf_skb_pull_data(skb, want)) return -1;
+  return xo_parse((void *)(long)skb->data, (void *)(long)skb->data_end, p);
+}
+
+SEC("tc")
+int xo_tc_ingress(struct __sk_buff *skb) {
+  struct xo_parsed p;
+  if (xo_skb_parse(skb, &p)) {
+    xo_count(XO_CNT_NOT_TCP);
+    return XO_TC_NEXT;
+  }
+  struct xo_flow_value *v = bpf_map_lookup_elem(&xo_flows, &p.key);
+  if (!v) {
+    xo_count(XO_CNT_MISS);
+    return XO_TC_NEXT;
+  }
+  xo_account(v, skb->len);
+  if (v->action == XO_ACTION_BLOCK) {
+    xo_count(XO_CNT_BLOCK);
+    return TC_ACT_SHOT;
+  }
+  if (v->action != XO_ACTION_REDIRECT) return XO_TC_NEXT; /* SNAT is egress-only */
+  if (xo_skb_rewrite_addr(skb, &p, v->addr, 0) || xo_skb_rewrite_macs(skb, v->dst_mac, v->src_mac)) {
+    xo_count(XO_CNT_ERROR);
+    return TC_ACT_SHOT;
+  }
+  xo_count(XO_CNT_REDIRECT);
+  /* flags 0: out of the interface's egress, i.e. back onto the wire. */
+  return bpf_redirect(v->ifindex ? v->ifindex : skb->ifindex, 0);
+}
+
+SEC("tc")
+int xo_tc_egress(struct __sk_buff *skb) {
+  struct xo_parsed p;
+  if (xo_skb_parse(skb, &p)) return XO_TC_NEXT;
+  struct xo_flow_value *v = bpf_map_lookup_elem(&xo_flows, &p.key);
+  if (!v) return XO_TC_NEXT; /* not counted: every local packet passes here */
+  if (v->action != XO_ACTION_SNAT) return XO_TC_NEXT;
+  xo_account(v, skb->len);
+  if (xo_skb_rewrite_addr(skb, &p, v->addr, 1)) {
+    xo_count(XO_CNT_ERROR);
+    return TC_ACT_SHOT;
+  }
+  xo_count(XO_CNT_SNAT);
+  return XO_TC_NEXT; /* rewritten; later filters may still act on it */
+}
+
+SEC("xdp")
+int xo_xdp_ingress(struct xdp_md *ctx) {
+  void *data = (void *)(long)ctx->data;
+  void *data_end = (void *)(long)ctx->data_end;
+  struct xo_parsed p;
+  if (xo_parse(data, data_end, &p)) {
+    xo_count(XO_CNT_NOT_TCP);
+    return XDP_PASS;
+  }
+  struct xo_flow_value *v = bpf_map_lookup_elem(&xo_flows, &p.key);
+  if (!v) {
+    xo_count(XO_CNT_MISS);
+    return XDP_PASS;
+  }
+  xo_account(v, data_end - data);
+  if (v->action == XO_ACTION_BLOCK) {
+    xo_count(XO_CNT_BLOCK);
+    return XDP_DROP;
+  }
+  if (v->action != XO_ACTION_REDIRECT) return XDP_PASS;
+  if (xo_xdp_rewrite_addr(data, data_end, &p, v->addr, 0)) {
+    xo_count(XO_CNT_ERROR);
+    return XDP_DROP;
+  }
+  struct ethhdr *eth = data;
+  if ((void *)(eth + 1) > data_end) return XDP_DROP;
+  __builtin_memcpy(eth->h_dest, v->dst_mac, 6);
+  __builtin_memcpy(eth->h_source, v->src_mac, 6);
+  xo_count(XO_CNT_REDIRECT);
+  if (v->ifindex == 0 || v->ifindex == ctx->ingress_ifindex) return XDP_TX;
+  return bpf_redirect(v->ifindex, 0);
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,24 @@
+// One interface for "steer this flow", implemented by the eBPF backend, the
+// TC-hardware backend and the hybrid of both.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/base/result.h"
+#include "common/steer/flow.h"
+
+namespace xo::steer {
+
+class SteerBackend {
+ public:
+  virtual ~SteerBackend() = default;
+  // Insert or replace the entry for entry.flow.
+  virtual Status insert(const SteerEntry& entry) = 0;
+  // Remove the entry for flow; ENOENT when there is none.
+  virtual Status remove(const FlowKey& flow) = 0;
+  virtual Result<std::vector<ListedEntry>> list() = 0;
+  virtual std::string name() const = 0;
+};
+
+}  // namespace xo::steer
