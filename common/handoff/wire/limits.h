@@ -1,0 +1,26 @@
+// Size and value limits of the handoff wire format. One place, so the decoder,
+// the validators and the tests agree.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace xo::handoff::wire {
+
+// Bumped when a change is not backward readable. A peer speaking another
+// version is refused (EPROTONOSUPPORT), never half-understood.
+inline constexpr uint32_t kProtocolVersion = 1;
+
+inline constexpr size_t kFrameHeaderBytes = 4;           // big-endian body length
+inline constexpr uint32_t kMaxFrameBytes = 64u << 20;    // checked before allocating
+
+inline constexpr size_t kMaxTcpSnapshotBytes = 48u << 20;  // send queue up to a large sndbuf
+inline constexpr size_t kMaxTlsStateBytes = 64u << 10;
+inline constexpr size_t kMaxPayloadBytes = 1u << 20;       // the response plan
+inline constexpr size_t kMaxClientBytes = 8u << 20;        // read but not consumed
+inline constexpr size_t kMaxHostIdBytes = 64;
+inline constexpr size_t kMaxTextBytes = 1024;              // reasons, details
+inline constexpr size_t kMaxReconcileFlows = 1u << 20;
+inline constexpr uint32_t kMaxReadyTimeoutMs = 60'000;
+
+}  // namespace xo::handoff::wire
