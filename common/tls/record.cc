@@ -31,15 +31,19 @@ Result<RecordProtection> RecordProtection::create(Version v, const Direction& d,
 
 Status RecordProtection::rekey() {
   XO_ASSIGN_OR_RETURN(aead_, Aead::create(cipher_, dir_.key(), seal_));
+  auto salt = dir_.salt();
+  auto iv = dir_.iv();
+  // 4 + 8 or 0 + 12 bytes for every cipher. (TLS 1.2 AES-GCM's iv is the
+  // explicit nonce, which changes per record; that construction never uses it.)
+  if (salt.size() + iv.size() != sizeof static_iv_) return error("rekey: salt and iv are not 12 bytes");
+  std::copy(salt.begin(), salt.end(), static_iv_);
+  std::copy(iv.begin(), iv.end(), static_iv_ + salt.size());
   return {};
 }
 
 void RecordProtection::nonce_for_seq(uint8_t (&nonce)[12]) const {
   // salt || iv is the 12-byte static IV; XOR the sequence into its low 8 bytes.
-  auto salt = dir_.salt();
-  auto iv = dir_.iv();
-  std::copy(salt.begin(), salt.end(), nonce);
-  std::copy(iv.begin(), iv.end(), nonce + salt.size());
+  std::memcpy(nonce, static_iv_, sizeof static_iv_);
   auto seq = dir_.rec_seq();
   for (size_t i = 0; i < 8; ++i) nonce[4 + i] ^= seq[i];
 }

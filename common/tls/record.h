@@ -79,6 +79,9 @@ class RecordProtection {
   bool seal_ = true;
   Direction dir_;
   Aead aead_;
+  // salt || iv (TLS 1.3 and ChaCha20-Poly1305's static IV), cached by rekey():
+  // the per-record nonce is built without walking the Direction's layout.
+  uint8_t static_iv_[12] = {};
 };
 
 }  // namespace xo::tls

@@ -54,19 +54,23 @@ static_assert(offsetof(tls12_crypto_info_aes_gcm_256, salt) == sizeof(tls_crypto
 static_assert(offsetof(tls12_crypto_info_chacha20_poly1305, key) == sizeof(tls_crypto_info) + 12);
 static_assert(offsetof(tls12_crypto_info_chacha20_poly1305, salt) == sizeof(tls_crypto_info) + 12 + 32);
 
+// One cipher_info() lookup per accessor: the record layer calls these per record.
 std::span<uint8_t> Direction::iv() {
   const auto& ci = cipher_info(Cipher(crypto.base.cipher_type));
   return {reinterpret_cast<uint8_t*>(&crypto) + sizeof(tls_crypto_info), ci.iv_len};
 }
 std::span<uint8_t> Direction::key() {
   const auto& ci = cipher_info(Cipher(crypto.base.cipher_type));
-  return {iv().data() + ci.iv_len, ci.key_len};
+  return {reinterpret_cast<uint8_t*>(&crypto) + sizeof(tls_crypto_info) + ci.iv_len, ci.key_len};
 }
 std::span<uint8_t> Direction::salt() {
   const auto& ci = cipher_info(Cipher(crypto.base.cipher_type));
-  return {key().data() + ci.key_len, ci.salt_len};
+  return {reinterpret_cast<uint8_t*>(&crypto) + sizeof(tls_crypto_info) + ci.iv_len + ci.key_len, ci.salt_len};
 }
-std::span<uint8_t> Direction::rec_seq() { return {salt().data() + salt().size(), 8}; }
+std::span<uint8_t> Direction::rec_seq() {
+  const auto& ci = cipher_info(Cipher(crypto.base.cipher_type));
+  return {reinterpret_cast<uint8_t*>(&crypto) + sizeof(tls_crypto_info) + ci.iv_len + ci.key_len + ci.salt_len, 8};
+}
 uint64_t Direction::seq() const { return load_be64(rec_seq()); }
 void Direction::set_seq(uint64_t s) { store_be64(rec_seq(), s); }
 uint64_t Direction::explicit_nonce() const { return load_be64(iv()); }

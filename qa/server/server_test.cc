@@ -150,11 +150,13 @@ TEST(ResumeState, DecoderRejectsGarbage) {
   ResumeState s;
   s.unread = {1, 2, 3};
   s.owed = Owed{"GET", "/data/1/1", true, 4, true, 99};
+  s.stream = {7, 8};
   auto bytes = encode(s);
   auto back = decode_resume_state(bytes);
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(back->unread, s.unread);
   EXPECT_EQ(back->owed->body_offset, 99u);
+  EXPECT_EQ(back->stream, s.stream);
   for (size_t n = 0; n < bytes.size(); ++n)
     EXPECT_FALSE(decode_resume_state(std::span(bytes.data(), n)).ok()) << "accepted truncation at " << n;
 }
