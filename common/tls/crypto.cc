@@ -4,6 +4,7 @@
 #include <openssl/err.h>
 #include <openssl/kdf.h>
 
+#include <cstring>
 #include <mutex>
 #include <string>
 
@@ -181,6 +182,12 @@ Result<Aead> Aead::create(Cipher c, std::span<const uint8_t> key, bool encrypt) 
   if (key.size() != cipher_info(c).key_len) return error("AEAD key has the wrong length");
   Aead a;
   a.encrypt_ = encrypt;
+  // OpenSSL 3.0's x86_64 Poly1305 (AVX2/AVX-512) hashes 8 blocks of 16 bytes
+  // per vector step; an EVP update whose length leaves a 4-block remainder
+  // takes a path that costs ~1 us per record (16383-byte TLS 1.3 payload:
+  // 3.6 GB/s instead of 4.7). seal()/open() therefore feed ChaCha20-Poly1305
+  // a bulk that is a multiple of 128 bytes and the rest in one small update.
+  a.bulk_stride_ = c == Cipher::chacha20poly1305 ? 128 : 0;
   a.ctx_ = EVP_CIPHER_CTX_new();
   if (!a.ctx_) return error(openssl_error("EVP_CIPHER_CTX_new"));
   // 12-byte nonces are the default IV length of all three ciphers.
@@ -194,6 +201,7 @@ Aead& Aead::operator=(Aead&& o) noexcept {
     EVP_CIPHER_CTX_free(ctx_);
     ctx_ = o.ctx_;
     encrypt_ = o.encrypt_;
+    bulk_stride_ = o.bulk_stride_;
     o.ctx_ = nullptr;
   }
   return *this;
@@ -203,12 +211,23 @@ Aead::~Aead() { EVP_CIPHER_CTX_free(ctx_); }
 
 Status Aead::seal(std::span<const uint8_t, 12> nonce, std::span<const uint8_t> aad, std::span<const uint8_t> in,
                   uint8_t* out, std::span<const uint8_t> tail) {
-  int n = 0, m = 0, f = 0;
+  int a = 0, n = 0, m = 0, f = 0;  // a: AAD updates report a length too; keep it out of n
   if (!ctx_ || !encrypt_) return error("AEAD: not an encrypting context");
   size_t total = in.size() + tail.size();
+  // With a bulk stride, the payload's last in.size() % stride bytes travel
+  // with the tail (inner content type, padding) in one update from the stack.
+  uint8_t rest_buf[256];
+  size_t rest = bulk_stride_ ? in.size() % bulk_stride_ : 0;
+  if (rest + tail.size() > sizeof rest_buf) rest = 0;  // large padding: plain two updates
+  if (rest) {
+    std::memcpy(rest_buf, in.data() + in.size() - rest, rest);  // before an in-place bulk overwrites it
+    if (!tail.empty()) std::memcpy(rest_buf + rest, tail.data(), tail.size());
+    tail = std::span<const uint8_t>(rest_buf, rest + tail.size());
+    in = in.first(in.size() - rest);
+  }
   if (EVP_CipherInit_ex2(ctx_, nullptr, nullptr, nonce.data(), 1, nullptr) != 1 ||
-      (!aad.empty() && EVP_CipherUpdate(ctx_, nullptr, &n, aad.data(), int(aad.size())) != 1) ||
-      EVP_CipherUpdate(ctx_, out, &n, in.data(), int(in.size())) != 1 ||
+      (!aad.empty() && EVP_CipherUpdate(ctx_, nullptr, &a, aad.data(), int(aad.size())) != 1) ||
+      ((!in.empty() || tail.empty()) && EVP_CipherUpdate(ctx_, out, &n, in.data(), int(in.size())) != 1) ||
       (!tail.empty() && EVP_CipherUpdate(ctx_, out + n, &m, tail.data(), int(tail.size())) != 1) ||
       EVP_CipherFinal_ex(ctx_, out + n + m, &f) != 1 ||
       EVP_CIPHER_CTX_ctrl(ctx_, EVP_CTRL_AEAD_GET_TAG, kTagLen, out + total) != 1)
@@ -221,12 +240,16 @@ Status Aead::open(std::span<const uint8_t, 12> nonce, std::span<const uint8_t> a
   if (!ctx_ || encrypt_) return error("AEAD: not a decrypting context");
   if (in.size() < kTagLen) return error("AEAD open: record shorter than the tag");
   size_t len = in.size() - kTagLen;
-  int n = 0;
+  // See bulk_stride_: the input is contiguous, so the rest needs no copy.
+  size_t bulk = bulk_stride_ ? len - len % bulk_stride_ : len;
+  int a = 0, n = 0, m = 0;  // a: AAD updates report a length too; keep it out of n
   if (EVP_CipherInit_ex2(ctx_, nullptr, nullptr, nonce.data(), 0, nullptr) != 1 ||
       EVP_CIPHER_CTX_ctrl(ctx_, EVP_CTRL_AEAD_SET_TAG, kTagLen, const_cast<uint8_t*>(in.data() + len)) != 1 ||
-      (!aad.empty() && EVP_CipherUpdate(ctx_, nullptr, &n, aad.data(), int(aad.size())) != 1) ||
-      EVP_CipherUpdate(ctx_, out, &n, in.data(), int(len)) != 1)
+      (!aad.empty() && EVP_CipherUpdate(ctx_, nullptr, &a, aad.data(), int(aad.size())) != 1) ||
+      ((bulk > 0 || bulk == len) && EVP_CipherUpdate(ctx_, out, &n, in.data(), int(bulk)) != 1) ||
+      (bulk < len && EVP_CipherUpdate(ctx_, out + n, &m, in.data() + bulk, int(len - bulk)) != 1))
     return error(openssl_error("AEAD open"));
+  n += m;
   if (EVP_CipherFinal_ex(ctx_, out + n, &n) != 1) {
     ERR_clear_error();
     return error("bad record MAC (AEAD tag mismatch)", EBADMSG);

@@ -57,7 +57,7 @@ class Aead {
  public:
   static Result<Aead> create(Cipher c, std::span<const uint8_t> key, bool encrypt);
   Aead() = default;
-  Aead(Aead&& o) noexcept : ctx_(o.ctx_), encrypt_(o.encrypt_) { o.ctx_ = nullptr; }
+  Aead(Aead&& o) noexcept : ctx_(o.ctx_), encrypt_(o.encrypt_), bulk_stride_(o.bulk_stride_) { o.ctx_ = nullptr; }
   Aead& operator=(Aead&& o) noexcept;
   ~Aead();
 
@@ -74,6 +74,8 @@ class Aead {
  private:
   EVP_CIPHER_CTX* ctx_ = nullptr;
   bool encrypt_ = true;
+  // ChaCha20-Poly1305: 128, see Aead::create(); AES-GCM: 0 (no constraint).
+  size_t bulk_stride_ = 0;
 };
 
 }  // namespace xo::tls

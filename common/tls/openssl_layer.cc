@@ -411,8 +411,14 @@ Result<State> OpensslLayer::freeze(std::span<const uint8_t> unconsumed) {
   if (!t.failure.empty()) return refuse(t.failure);
   if (!SSL_is_init_finished(ssl_)) return refuse("handshake not finished");
   if (SSL_get_key_update_type(ssl_) != SSL_KEY_UPDATE_NONE) {
-    // A KeyUpdate the peer requested is still owed: answer it under OpenSSL first.
-    if (SSL_do_handshake(ssl_) != 1) return refuse(ossl_error("answering the peer's KeyUpdate"));
+    // A KeyUpdate the peer requested is still owed: answer it under OpenSSL
+    // first. OpenSSL 3.0 sends that answer lazily, from its next SSL_write
+    // (only ssl3_write_bytes puts the state machine back in init), so
+    // SSL_do_handshake alone would return 1 without sending it and the owed
+    // KeyUpdate would be lost in the move (RFC 8446 4.6.3: it MUST precede
+    // the next application data). Schedule it explicitly, then send it.
+    if (SSL_key_update(ssl_, SSL_KEY_UPDATE_NOT_REQUESTED) != 1 || SSL_do_handshake(ssl_) != 1)
+      return refuse(ossl_error("answering the peer's KeyUpdate"));
   }
   XO_TRY(flush());
   if (BIO_ctrl_pending(wbio_) != 0) return refuse("bytes still queued for writing");

@@ -232,6 +232,11 @@ TEST_F(Handoff, OpensslClientKeyUpdatesBeforeAndAfterTheMove) {
     EXPECT_NE(r.out.find(want), std::string::npos) << want << "\n" << r.out << log_;
   EXPECT_EQ(r.out.find("alert"), std::string::npos) << r.out;
   EXPECT_EQ(count("freeze "), 2) << log_;
+  // "K" before /1 requested a KeyUpdate that OpenSSL owes until its next write:
+  // the freeze sends it (new TX key, sequence 0) instead of losing it in the move.
+  EXPECT_TRUE(std::regex_search(
+      log_, std::regex("freeze conn=0 req=1 by=A backend=openssl version=TLS1.3 cipher=\\S+ tx_seq=0 rx_seq=1 ")))
+      << log_;
   expect_clean_servers();
 }
 

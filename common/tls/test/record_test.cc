@@ -184,3 +184,79 @@ TEST(RecordLayer, KernelBackendIsDetectedAtRunTime) {
 
 }  // namespace
 }  // namespace xo::tls
+
+namespace xo::tls {
+namespace {
+
+// One-shot EVP AEAD over in || tail: the reference Aead::seal must match
+// byte for byte however it splits its updates.
+std::vector<uint8_t> one_shot_seal(Cipher c, std::span<const uint8_t> key, std::span<const uint8_t, 12> nonce,
+                                   std::span<const uint8_t> aad, std::vector<uint8_t> input) {
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  std::vector<uint8_t> out(input.size() + Aead::kTagLen);
+  int n = 0, f = 0, a = 0;
+  EXPECT_EQ(EVP_EncryptInit_ex2(ctx, fetched_cipher(c), key.data(), nonce.data(), nullptr), 1);
+  EXPECT_EQ(EVP_EncryptUpdate(ctx, nullptr, &a, aad.data(), int(aad.size())), 1);
+  EXPECT_EQ(EVP_EncryptUpdate(ctx, out.data(), &n, input.data(), int(input.size())), 1);
+  EXPECT_EQ(EVP_EncryptFinal_ex(ctx, out.data() + n, &f), 1);
+  EXPECT_EQ(size_t(n + f), input.size());
+  EXPECT_EQ(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, Aead::kTagLen, out.data() + input.size()), 1);
+  EVP_CIPHER_CTX_free(ctx);
+  return out;
+}
+
+class AeadSplitTest : public ::testing::TestWithParam<Cipher> {};
+
+// ChaCha20-Poly1305 seals in a 128-byte-multiple bulk plus a stack-copied rest
+// (crypto.cc); every length around those edges, in place and not, with and
+// without a tail, must give the one-shot ciphertext and open back.
+TEST_P(AeadSplitTest, EveryLengthMatchesOneShotAndOpensBack) {
+  Cipher c = GetParam();
+  std::vector<uint8_t> key(cipher_info(c).key_len, 0x33);
+  uint8_t nonce_buf[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+  std::span<const uint8_t, 12> nonce(nonce_buf, 12);
+  const uint8_t aad[5] = {23, 3, 3, 0x40, 0x11};
+  auto sealer = Aead::create(c, key, true);
+  auto opener = Aead::create(c, key, false);
+  ASSERT_TRUE(sealer.ok() && opener.ok());
+  const size_t lengths[] = {0, 1, 15, 16, 17, 63, 64, 65, 127, 128, 129, 255, 256, 257, 1000,
+                            4095, 16255, 16256, 16257, 16320, 16383, 16384};
+  const size_t tails[] = {0, 1, 2, 129, 300};  // 300: rest + tail exceed the stack buffer
+  for (size_t len : lengths) {
+    for (size_t tail_len : tails) {
+      SCOPED_TRACE("len " + std::to_string(len) + " tail " + std::to_string(tail_len));
+      auto in = pattern(len, 7);
+      auto tail = pattern(tail_len, 99);
+      std::vector<uint8_t> joined = in;
+      joined.insert(joined.end(), tail.begin(), tail.end());
+      auto want = one_shot_seal(c, key, nonce, aad, joined);
+
+      std::vector<uint8_t> out(want.size(), 0xee);
+      ASSERT_TRUE(sealer->seal(nonce, aad, in, out.data(), tail).ok());
+      EXPECT_EQ(out, want) << "out of place";
+
+      std::vector<uint8_t> inplace(want.size(), 0xee);
+      std::copy(in.begin(), in.end(), inplace.begin());
+      ASSERT_TRUE(sealer->seal(nonce, aad, std::span(inplace.data(), len), inplace.data(), tail).ok());
+      EXPECT_EQ(inplace, want) << "in place";
+
+      std::vector<uint8_t> back(want.size(), 0xee);
+      ASSERT_TRUE(opener->open(nonce, aad, want, back.data()).ok());
+      back.resize(joined.size());
+      EXPECT_EQ(back, joined);
+
+      auto bad = want;
+      bad[bad.size() / 2] ^= 1;
+      auto r = opener->open(nonce, aad, bad, back.data());
+      ASSERT_FALSE(r.ok());
+      EXPECT_EQ(r.error().code, EBADMSG);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(All, AeadSplitTest,
+                         ::testing::Values(Cipher::aes128gcm, Cipher::aes256gcm, Cipher::chacha20poly1305),
+                         [](const ::testing::TestParamInfo<Cipher>& i) { return std::string(cipher_info(i.param).name); });
+
+}  // namespace
+}  // namespace xo::tls
