@@ -3,7 +3,8 @@
  * is an entry in xo_flows (see xo_steer.h).
  *   xo_tc_ingress  frontend NIC ingress: BLOCK or REDIRECT to a target;
  *                  target NIC ingress: BLOCK (while a connection is frozen)
- *   xo_tc_egress   target NIC egress: SNAT the source back to the service address
+ *   xo_tc_egress   NIC egress: BLOCK a frozen flow's own packets; on a target, SNAT the
+ *                  source back to the service address
  *   xo_xdp_ingress the frontend program as XDP (generic or native) */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -65,6 +66,14 @@ int xo_tc_egress(struct __sk_buff *skb) {
   if (xo_skb_parse(skb, &p)) return XO_TC_NEXT;
   struct xo_flow_value *v = bpf_map_lookup_elem(&xo_flows, &p.key);
   if (!v) return XO_TC_NEXT; /* not counted: every local packet passes here */
+  if (v->action == XO_ACTION_BLOCK) {
+    /* A socket in TCP_REPAIR still transmits from its send queue (pacing and
+     * TSQ timers): while a flow is frozen, or restored but not yet committed,
+     * nothing of it may leave this host. */
+    xo_account(v, skb->len);
+    xo_count(XO_CNT_BLOCK);
+    return TC_ACT_SHOT;
+  }
   if (v->action != XO_ACTION_SNAT) return XO_TC_NEXT;
   xo_account(v, skb->len);
   if (xo_skb_rewrite_addr(skb, &p, v->addr, 1)) {

@@ -38,6 +38,7 @@
 
 #include "common/base/fd.h"
 #include "common/base/result.h"
+#include "common/tcp/limits.h"
 
 namespace xo::tcp {
 
@@ -71,8 +72,9 @@ struct SocketOptions {
 
 struct Snapshot {
   static constexpr uint16_t kVersion = 1;
-  // decode() refuses snapshots whose queues together exceed this.
-  static constexpr size_t kMaxQueueBytes = 64u << 20;
+  // decode() refuses snapshots whose queues together exceed this (limits.h;
+  // the handoff wire format derives its snapshot limit from the same constant).
+  static constexpr size_t kMaxQueueBytes = kMaxSnapshotQueueBytes;
 
   Endpoint local, remote;
   // TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_CLOSE_WAIT,

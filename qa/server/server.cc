@@ -83,6 +83,7 @@ class Connection {
       st_.owed.reset();
       // Adopted with a request in hand: answer it, never bounce it back at once.
       if (auto o = answer(owed, /*ask_before=*/false); o != Outcome::kContinue) return finish(o);
+      if (auto o = after_response(owed); o != Outcome::kContinue) return finish(o);
     }
     while (!server_.stopping_.load()) {
       http::request_parser<http::string_body> parser;
@@ -98,6 +99,7 @@ class Connection {
       }
       Owed owed{std::string(req.method_string()), std::string(req.target()), req.keep_alive(), seq};
       if (auto o = answer(owed, /*ask_before=*/true); o != Outcome::kContinue) return finish(o);
+      if (auto o = after_response(owed); o != Outcome::kContinue) return finish(o);
     }
     finish(Outcome::kClose);
   }
@@ -107,6 +109,7 @@ class Connection {
 
   void finish(Outcome o) {
     if (o == Outcome::kHandedOver) return;
+    if (server_.opts_.hook) server_.opts_.hook->closed(fd_.get());
     server_.forget(fd_.get());
     fd_.reset();
   }
@@ -115,7 +118,14 @@ class Connection {
     return {server_.name(), owed.method, owed.target, owed.keep_alive, owed.seq, body_size};
   }
 
-  Outcome hand_over(Owed owed) {
+  // The hook may take the connection between two requests (nothing owed).
+  Outcome after_response(const Owed& answered) {
+    Hook* hook = server_.opts_.hook;
+    if (!hook || !hook->hand_over_after_response(fd_.get(), info(answered, 0))) return Outcome::kContinue;
+    return hand_over(std::nullopt);
+  }
+
+  Outcome hand_over(std::optional<Owed> owed) {
     ResumeState out;
     // The stream stops first (TLS: at a record boundary); if it cannot, the
     // connection cannot move and is closed rather than served half-moved.

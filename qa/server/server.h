@@ -50,6 +50,14 @@ class Hook {
   // After the response head of a GET was written, before its body (a test
   // may set TCP_CORK or block the flow here to shape what is in flight).
   virtual void before_body(int /*fd*/, const RequestInfo&) {}
+  // After a response was written completely on a keep-alive connection,
+  // before the next request is read: true hands the connection over with
+  // nothing owed (e.g. an offload target giving the connection back).
+  // `fd` tells connections apart.
+  virtual bool hand_over_after_response(int /*fd*/, const RequestInfo&) { return false; }
+  // The server is done with a connection it did not hand over (client gone,
+  // Connection: close, an error); called just before it closes `fd`.
+  virtual void closed(int /*fd*/) {}
   // Takes the connection; runs on the connection's thread after the server
   // let go of the fd.
   virtual void take(UniqueFd fd, ResumeState state) = 0;

@@ -1,0 +1,63 @@
+#include "common/handoff/node/host_env.h"
+
+#include <sys/socket.h>
+
+#include <cstdio>
+
+namespace xo::handoff::node {
+
+Result<steer::IpAddr> HostEnv::data_ip(int family) const {
+  const auto& ip = family == AF_INET6 ? config_.data_ip6 : config_.data_ip4;
+  if (!ip) return error(std::string("this host has no ") + (family == AF_INET6 ? "IPv6" : "IPv4") + " data address",
+                        EAFNOSUPPORT);
+  return *ip;
+}
+
+Result<const Peer*> HostEnv::peer(const std::string& host_id) const {
+  auto it = config_.peers.find(host_id);
+  if (it == config_.peers.end()) return error("unknown peer host " + host_id, ENOENT);
+  return &it->second;
+}
+
+Result<steer::IpAddr> HostEnv::peer_ip(const Peer& peer, int family) const {
+  const auto& ip = family == AF_INET6 ? peer.data_ip6 : peer.data_ip4;
+  if (!ip) return error("peer has no data address of this family", EAFNOSUPPORT);
+  return *ip;
+}
+
+std::optional<std::string> HostEnv::peer_by_ip(const steer::IpAddr& ip) const {
+  for (const auto& [id, p] : config_.peers)
+    if ((p.data_ip4 && *p.data_ip4 == ip) || (p.data_ip6 && *p.data_ip6 == ip)) return id;
+  return std::nullopt;
+}
+
+Status HostEnv::insert(const steer::SteerEntry& entry) {
+  XO_TRY(config_.steer->insert(entry));
+  std::lock_guard lock(mu_);
+  owners_[entry.flow] = entry.owner;
+  return {};
+}
+
+void HostEnv::remove(const steer::FlowKey& key, uint64_t owner) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = owners_.find(key);
+    // Unknown key: inserted before a restart (reconcile), remove it.
+    if (it != owners_.end()) {
+      if (it->second != owner) return;
+      owners_.erase(it);
+    }
+  }
+  auto st = config_.steer->remove(key);
+  if (st.ok() || st.error().code == ENOENT) return;
+  ++steer_errors_;
+  std::fprintf(stderr, "xo-handoff[%s]: cannot remove steering entry %s: %s\n", config_.host_id.c_str(),
+               key.to_string().c_str(), st.error().to_string().c_str());
+}
+
+void HostEnv::remove_later(const steer::FlowKey& key, uint64_t owner) {
+  if (!defer_) return remove(key, owner);
+  defer_(config_.close_linger, [this, key, owner] { remove(key, owner); });
+}
+
+}  // namespace xo::handoff::node

@@ -1,0 +1,51 @@
+// What every port of this host shares: its configuration and its steering
+// backend, with the few lookups the ports need.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <mutex>
+#include <unordered_map>
+
+#include "common/handoff/node/node.h"
+
+namespace xo::handoff::node {
+
+class HostEnv {
+ public:
+  explicit HostEnv(const NodeConfig& config) : config_(config) {}
+  const NodeConfig& config() const { return config_; }
+
+  // This host's data address for `family` (NAT mode binds restored sockets here).
+  Result<steer::IpAddr> data_ip(int family) const;
+  Result<const Peer*> peer(const std::string& host_id) const;
+  Result<steer::IpAddr> peer_ip(const Peer& peer, int family) const;
+  // The peer whose data address is `ip` (reconcile: REDIRECT entry → target).
+  std::optional<std::string> peer_by_ip(const steer::IpAddr& ip) const;
+
+  // Insert (or replace) an entry; remembers its owner tag (the flow id).
+  Status insert(const steer::SteerEntry& entry);
+  // Remove the entry for `key` if it is still `owner`'s: an entry a newer
+  // flow put on the same key (the connection offered again) is left alone.
+  // Absent is fine (already gone); any other failure is counted: the entry is
+  // left for reconcile / an operator.
+  void remove(const steer::FlowKey& key, uint64_t owner);
+  // The same after close_linger: stray segments of a flow that left this
+  // host are dropped quietly meanwhile instead of meeting a listener's RST.
+  void remove_later(const steer::FlowKey& key, uint64_t owner);
+  uint64_t steer_errors() const { return steer_errors_.load(); }
+
+  // Runs `fn` on the Node's thread after `delay` (set by the Node).
+  using Defer = std::function<void(std::chrono::milliseconds delay, std::function<void()> fn)>;
+  void set_defer(Defer defer) { defer_ = std::move(defer); }
+
+ private:
+  const NodeConfig& config_;
+  std::atomic<uint64_t> steer_errors_{0};
+  Defer defer_;
+  std::mutex mu_;
+  std::unordered_map<steer::FlowKey, uint64_t, steer::FlowKeyHash> owners_;  // entries inserted by this process
+};
+
+}  // namespace xo::handoff::node

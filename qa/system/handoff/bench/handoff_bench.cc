@@ -1,0 +1,545 @@
+// handoff_bench: the offload protocol's latency between lab namespaces
+// (run by qa/benchmarks/handoff). JSON lines on stdout, diagnostics on stderr:
+//
+//   handoff.http, handoff.https   request in hand at the frontend → the target
+//                                 may send (its accept handler runs after GO)
+//   return.http, return.https     target's give_back() → the frontend may send
+//                                 (its return handler runs); give_back first
+//                                 waits for the client's ACK of the response,
+//                                 so the client ACKs at once (TCP_QUICKACK)
+//   handoff.step.<step>[.https]   each step of the per-handoff Traces (origin:
+//                                 freeze … go_sent; target.*: prepare …
+//                                 serve), µs since the previous step
+//   return.step.<step>[.https]    the same for give_back / take_back
+//
+// One process, three lab hosts: the client, the frontend and backend0 each
+// run on threads setns()'d into their namespace, with a real Node (eBPF
+// steering on eth0, mutual-TLS control channel) on the frontend and on
+// backend0 — exactly what the daemons use. Timestamps come from one
+// steady_clock, so no cross-host clock guess is involved. The client sends
+// the next request only once the frontend holds the connection again, so
+// every iteration is one whole offer + return without overlap.
+//
+// Usage: handoff_bench [--iterations N] (default 2000, after 100 warm-ups)
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <future>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/handoff/node/node.h"
+#include "common/handoff/test/pki.h"
+#include "common/steer/ebpf_backend.h"
+#include "common/tls/openssl_layer.h"
+#include "common/tls/record_layer.h"
+#include "qa/lab/lab.h"
+#include "qa/lab/netns.h"
+#include "qa/system/steer/steer_lab.h"
+
+namespace {
+
+using namespace xo;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+namespace node = handoff::node;
+
+constexpr int kWarmUp = 100;
+constexpr uint16_t kControlPort = 7710;
+constexpr size_t kBodyBytes = 64;
+
+double us_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::micro>(b - a).count();
+}
+
+double pct(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
+}
+
+void print_line(const std::string& name, const std::vector<double>& v, const std::string& what) {
+  std::printf("{\"name\":\"%s\",\"unit\":\"us\",\"p50\":%.1f,\"p99\":%.1f,\"n\":%zu,\"what\":\"%s\"}\n", name.c_str(),
+              pct(v, 0.5), pct(v, 0.99), v.size(), what.c_str());
+  std::fflush(stdout);
+}
+
+int fail(const std::string& why) {
+  std::fprintf(stderr, "handoff_bench: %s\n", why.c_str());
+  return 1;
+}
+
+// A small blocking queue between a Node's callbacks (which must not block)
+// and the worker threads that do the socket I/O.
+template <class T>
+class Queue {
+ public:
+  void push(T v) {
+    {
+      std::lock_guard lock(mu_);
+      items_.push_back(std::move(v));
+    }
+    cv_.notify_one();
+  }
+  std::optional<T> pop(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    if (!cv_.wait_for(lock, timeout, [&] { return !items_.empty(); })) return std::nullopt;
+    T v = std::move(items_.front());
+    items_.pop_front();
+    return v;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<T> items_;
+};
+
+// The step durations of one Trace by name: prefix + step + suffix (µs since
+// the previous step).
+void add_steps(const handoff::protocol::Trace& t, const std::string& prefix, const std::string& suffix,
+               std::map<std::string, std::vector<double>>& out) {
+  int64_t prev = 0;
+  for (const auto& s : t.steps()) {
+    out[prefix + s.name + suffix].push_back(static_cast<double>(s.at_us - prev));
+    prev = s.at_us;
+  }
+}
+
+struct Sample {
+  Clock::time_point request_in_hand, target_may_send, give_back_called, frontend_may_send;
+};
+
+// One host's Node with its steering backend, created on a thread inside the
+// host's namespace (the Node's own thread inherits it).
+struct HostNode {
+  std::unique_ptr<steer::EbpfSteer> steer;
+  std::unique_ptr<node::Node> node;
+};
+
+Result<HostNode> make_node(const lab::Lab& lab, const std::string& host, const std::string& peer,
+                           const std::string& pin_dir, const std::string& pki_dir) {
+  const lab::Host* me = lab.find(host);
+  const lab::Host* other = lab.find(peer);
+  XO_ASSIGN_OR_RETURN(auto scope, lab::NetnsScope::enter(me->ns));
+  HostNode h;
+  XO_ASSIGN_OR_RETURN(h.steer, steer::EbpfSteer::open({pin_dir, "eth0", {steer::Hook::kTcIngress, steer::Hook::kTcEgress}}));
+  node::NodeConfig cfg;
+  cfg.host_id = host;
+  cfg.identity = handoff::channel::TlsIdentity::from_pki_dir(pki_dir, host);
+  cfg.listen = boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address(me->ip), kControlPort);
+  node::Peer p;
+  p.control = boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address(other->ip), kControlPort);
+  XO_ASSIGN_OR_RETURN(auto pip, steer::IpAddr::parse(other->ip));
+  p.data_ip4 = pip;
+  XO_ASSIGN_OR_RETURN(p.mac, steer::parse_mac(other->mac));
+  cfg.peers[peer] = p;
+  XO_ASSIGN_OR_RETURN(auto ip, steer::IpAddr::parse(me->ip));
+  cfg.data_ip4 = ip;
+  XO_ASSIGN_OR_RETURN(cfg.mac, steer::parse_mac(me->mac));
+  cfg.steer = h.steer.get();
+  XO_ASSIGN_OR_RETURN(h.node, node::Node::create(std::move(cfg)));
+  return h;
+}
+
+// The client's side of one keep-alive connection, plain or TLS (OpenSSL).
+class BenchClient {
+ public:
+  ~BenchClient() {
+    if (ssl_) SSL_free(ssl_);
+    if (ctx_) SSL_CTX_free(ctx_);
+  }
+  Status connect(const std::string& ns, const std::string& ip, uint16_t port, bool tls) {
+    {
+      XO_ASSIGN_OR_RETURN(auto scope, lab::NetnsScope::enter(ns));
+      fd_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    }
+    if (!fd_) return sys_error("socket");
+    int one = 1;
+    ::setsockopt(fd_.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    timeval tv{10, 0};  // a stalled connection fails the bench instead of hanging it
+    ::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd_.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    ::inet_pton(AF_INET, ip.c_str(), &sa.sin_addr);
+    if (::connect(fd_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) return sys_error("connect");
+    if (!tls) return {};
+    ctx_ = SSL_CTX_new(TLS_client_method());
+    if (!ctx_) return error("SSL_CTX_new");
+    SSL_CTX_set_verify(ctx_, SSL_VERIFY_NONE, nullptr);  // the lab's self-signed certificate
+    ssl_ = SSL_new(ctx_);
+    SSL_set_fd(ssl_, fd_.get());
+    if (SSL_connect(ssl_) != 1) return error("SSL_connect failed");
+    return {};
+  }
+  Status write(const std::string& s) {
+    if (ssl_) {
+      if (SSL_write(ssl_, s.data(), static_cast<int>(s.size())) != static_cast<int>(s.size())) return error("SSL_write");
+      return {};
+    }
+    if (::send(fd_.get(), s.data(), s.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(s.size())) return sys_error("send");
+    return {};
+  }
+  // One response: head + Content-Length body.
+  Result<std::string> read_response() {
+    for (;;) {
+      auto end = buf_.find("\r\n\r\n");
+      if (end != std::string::npos) {
+        auto cl = buf_.find("Content-Length: ");
+        if (cl == std::string::npos || cl > end) return error("response without Content-Length");
+        size_t len = std::strtoul(buf_.c_str() + cl + 16, nullptr, 10);
+        if (buf_.size() >= end + 4 + len) {
+          std::string r = buf_.substr(0, end + 4 + len);
+          buf_.erase(0, end + 4 + len);
+          return r;
+        }
+      }
+      char tmp[4096];
+      int n = ssl_ ? SSL_read(ssl_, tmp, sizeof tmp) : static_cast<int>(::recv(fd_.get(), tmp, sizeof tmp, 0));
+      if (n <= 0) return error("connection ended or stalled while reading a response", EPIPE);
+      // ACK at once, not after the delayed-ACK timer (40 ms): give_back
+      // waits for the client's ACK of the response (NodeConfig::return_drain),
+      // and that wait would otherwise be the whole return. Quick ACK mode
+      // ends by itself, so it is asked for again after every read.
+      int one = 1;
+      ::setsockopt(fd_.get(), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+      buf_.append(tmp, static_cast<size_t>(n));
+    }
+  }
+
+ private:
+  UniqueFd fd_;
+  SSL_CTX* ctx_ = nullptr;
+  SSL* ssl_ = nullptr;
+  std::string buf_;
+};
+
+// The connection as the frontend holds it between handoffs.
+struct FrontendConn {
+  UniqueFd socket;
+  std::unique_ptr<tls::RecordLayer> layer;  // TLS only
+  std::string unread;                       // plaintext read, not consumed
+};
+
+// Read one request head (ends with an empty line) from the connection.
+Result<std::string> read_request(FrontendConn& c) {
+  for (;;) {
+    auto end = c.unread.find("\r\n\r\n");
+    if (end != std::string::npos) {
+      std::string req = c.unread.substr(0, end + 4);
+      c.unread.erase(0, end + 4);
+      return req;
+    }
+    uint8_t tmp[4096];
+    size_t n = 0;
+    if (c.layer) {
+      XO_ASSIGN_OR_RETURN(n, c.layer->read_some(tmp));
+    } else {
+      ssize_t r = ::recv(c.socket.get(), tmp, sizeof tmp, 0);
+      if (r < 0) return sys_error("recv");
+      n = static_cast<size_t>(r);
+    }
+    if (n == 0) return error("client closed", EPIPE);
+    c.unread.append(reinterpret_cast<char*>(tmp), n);
+  }
+}
+
+const std::string kResponse = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(kBodyBytes) +
+                              "\r\nX-Served-By: backend0\r\n\r\n" + std::string(kBodyBytes, 'x');
+const std::string kLocalResponse = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(kBodyBytes) +
+                                   "\r\nX-Served-By: frontend\r\n\r\n" + std::string(kBodyBytes, 'x');
+
+Status write_plain_or_tls(int fd, tls::RecordLayer* layer, const std::string& s) {
+  if (layer) return layer->write_all(std::span(reinterpret_cast<const uint8_t*>(s.data()), s.size()));
+  if (::send(fd, s.data(), s.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(s.size())) return sys_error("send");
+  return {};
+}
+
+struct RunResult {
+  std::vector<double> handoff, ret;
+  std::map<std::string, std::vector<double>> steps;
+  int served_locally = 0, not_returned = 0;
+};
+
+// `iterations` measured offers + returns of one keep-alive connection.
+Result<RunResult> run(const lab::Lab& lab, node::Node& fe, node::Node& be, int listen_fd, uint16_t port, bool tls,
+                      std::shared_ptr<tls::ServerContext> tls_ctx, int iterations) {
+  // The handlers run on the Nodes' threads right after serve() / take_back:
+  // that instant is when the host may send. Workers do the socket I/O.
+  Queue<std::pair<node::AcceptedConnection, Clock::time_point>> accepted;
+  Queue<std::pair<node::ReturnedConnection, Clock::time_point>> returned;
+  be.set_accept_handler([&](node::AcceptedConnection c) { accepted.push({std::move(c), Clock::now()}); });
+  fe.set_return_handler([&](node::ReturnedConnection c) { returned.push({std::move(c), Clock::now()}); });
+  const std::string suffix = tls ? ".https" : "";
+
+  const int total = iterations + kWarmUp;
+  std::vector<Sample> samples(static_cast<size_t>(total));
+  RunResult out;
+  std::atomic<bool> failed{false};
+  std::string failure;
+  std::mutex failure_mu;
+  auto set_failure = [&](const std::string& why) {
+    std::lock_guard lock(failure_mu);
+    if (failure.empty()) failure = why;
+    failed = true;
+  };
+  // The client may send request i+1 once the frontend holds the connection again.
+  Queue<int> frontend_ready;
+
+  std::atomic<int> current{0};  // the iteration being offered
+  std::atomic<bool> finished{false};
+  // Target worker: answer the owed request, then give the connection back.
+  std::thread target([&] {
+    while (!failed && !finished) {
+      auto got = accepted.pop(100ms);
+      if (!got) continue;
+      const int i = current.load();
+      auto c = std::move(got->first);
+      samples[static_cast<size_t>(i)].target_may_send = got->second;
+      std::unique_ptr<tls::RecordLayer> layer;
+      if (c.tls) {
+        auto l = tls::make_best_layer(c.socket.get(), *c.tls);
+        if (!l.ok()) return set_failure("target: " + l.error().to_string());
+        layer = std::move(*l);
+      }
+      if (auto st = write_plain_or_tls(c.socket.get(), layer.get(), kResponse); !st.ok())
+        return set_failure("target write: " + st.error().to_string());
+      if (layer) {
+        auto st = layer->freeze();
+        if (!st.ok()) return set_failure("target freeze: " + st.error().to_string());
+        c.tls = std::move(*st);
+      }
+      const auto t_give = Clock::now();
+      samples[static_cast<size_t>(i)].give_back_called = t_give;
+      // Target steps (since the OFFER arrived): prepare, ready_sent, serve.
+      if (i >= kWarmUp) add_steps(c.trace, "handoff.step.target.", suffix, out.steps);
+      std::promise<node::GiveBackResult> gb;
+      be.give_back(std::move(c), "", [&gb](node::GiveBackResult r) { gb.set_value(std::move(r)); });
+      auto fut = gb.get_future();
+      if (fut.wait_for(10s) != std::future_status::ready) return set_failure("target: give_back did not finish");
+      auto r = fut.get();
+      if (r.outcome != node::ReturnOutcome::kReturned) {
+        ++out.not_returned;
+        return set_failure(std::string("give_back: ") + node::return_outcome_name(r.outcome) + ": " +
+                           (r.why ? r.why->to_string() : "?"));
+      }
+      if (i >= kWarmUp) add_steps(r.trace, "return.step.target.", suffix, out.steps);
+    }
+  });
+
+  // Frontend worker: read a request, offer it; take the connection back.
+  std::thread frontend([&] {
+    auto a = [&]() -> Result<UniqueFd> {
+      pollfd p{listen_fd, POLLIN, 0};
+      if (::poll(&p, 1, 10000) != 1) return error("no client connection", ETIMEDOUT);
+      UniqueFd fd(::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC));
+      if (!fd) return sys_error("accept");
+      return fd;
+    }();
+    if (!a.ok()) return set_failure("frontend: " + a.error().to_string());
+    FrontendConn conn;
+    conn.socket = std::move(*a);
+    int one = 1;
+    ::setsockopt(conn.socket.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (tls) {
+      auto l = tls::accept_openssl(tls_ctx, conn.socket.get());
+      if (!l.ok()) return set_failure("frontend TLS accept: " + l.error().to_string());
+      conn.layer = std::move(*l);
+    }
+    for (int i = 0; i < total && !failed; ++i) {
+      frontend_ready.push(i);
+      auto req = read_request(conn);
+      if (!req.ok()) return set_failure("frontend read: " + req.error().to_string());
+      samples[static_cast<size_t>(i)].request_in_hand = Clock::now();
+      current = i;
+      node::OfferRequest offer;
+      if (conn.layer) {
+        auto st = conn.layer->freeze(std::span(reinterpret_cast<const uint8_t*>(conn.unread.data()), conn.unread.size()));
+        if (!st.ok()) return set_failure("frontend freeze: " + st.error().to_string());
+        offer.conn.tls = std::move(*st);
+        conn.layer.reset();
+      } else {
+        offer.conn.unread = std::move(conn.unread);
+      }
+      conn.unread.clear();
+      offer.conn.socket = std::move(conn.socket);
+      offer.payload = "GET /bench";
+      offer.target_host = "backend0";
+      std::promise<node::OfferResult> done;
+      fe.offer(std::move(offer), [&done](node::OfferResult r) { done.set_value(std::move(r)); });
+      auto fut = done.get_future();
+      if (fut.wait_for(10s) != std::future_status::ready) return set_failure("frontend: offer did not finish");
+      auto r = fut.get();
+      if (r.outcome == node::OfferOutcome::kServedLocally) {
+        // Rolled back: answer here, keep the connection (not measured).
+        ++out.served_locally;
+        std::fprintf(stderr, "handoff_bench: served locally: %s\n", r.why ? r.why->to_string().c_str() : "?");
+        conn.socket = std::move(r.conn.socket);
+        conn.unread = std::move(r.conn.unread);
+        if (r.conn.tls) {
+          auto l = tls::make_best_layer(conn.socket.get(), *r.conn.tls);
+          if (!l.ok()) return set_failure("frontend resume: " + l.error().to_string());
+          conn.layer = std::move(*l);
+        }
+        if (auto st = write_plain_or_tls(conn.socket.get(), conn.layer.get(), kLocalResponse); !st.ok())
+          return set_failure("frontend write: " + st.error().to_string());
+        samples[static_cast<size_t>(i)] = {};
+        continue;
+      }
+      if (r.outcome != node::OfferOutcome::kOffloaded)
+        return set_failure(std::string("offer lost: ") + (r.why ? r.why->to_string() : "?"));
+      if (i >= kWarmUp) add_steps(r.trace, "handoff.step.", suffix, out.steps);
+      auto got = returned.pop(10s);
+      if (!got) return set_failure("frontend: connection not returned within 10 s");
+      samples[static_cast<size_t>(i)].frontend_may_send = got->second;
+      auto& back = got->first;
+      if (i >= kWarmUp) add_steps(back.trace, "return.step.frontend.", suffix, out.steps);
+      conn.socket = std::move(back.socket);
+      conn.unread = std::move(back.unread);
+      if (back.tls) {
+        auto l = tls::make_best_layer(conn.socket.get(), *back.tls);
+        if (!l.ok()) return set_failure("frontend resume: " + l.error().to_string());
+        conn.layer = std::move(*l);
+      }
+    }
+  });
+
+  // Client: one keep-alive connection to the service address.
+  BenchClient client;
+  Status cst = client.connect(lab.client().ns, lab.service_ip(), port, tls);
+  for (int i = 0; cst.ok() && i < total && !failed; ++i) {
+    auto ready = frontend_ready.pop(10s);
+    if (!ready) {
+      cst = error("the frontend did not get the connection back in time");
+      break;
+    }
+    if (auto st = client.write("GET /bench/" + std::to_string(i) + " HTTP/1.1\r\nHost: xo\r\n\r\n"); !st.ok()) {
+      cst = st;
+      break;
+    }
+    auto resp = client.read_response();
+    if (!resp.ok()) {
+      cst = resp.error();
+      break;
+    }
+    if (resp->size() != kResponse.size() || resp->substr(resp->size() - kBodyBytes) != std::string(kBodyBytes, 'x')) {
+      cst = error("wrong response bytes in iteration " + std::to_string(i));
+      break;
+    }
+  }
+  if (!cst.ok()) set_failure("client: " + cst.error().to_string());
+  frontend.join();
+  finished = true;
+  target.join();
+  be.set_accept_handler(nullptr);
+  fe.set_return_handler(nullptr);
+  if (failed) return error(failure);
+
+  for (int i = kWarmUp; i < total; ++i) {
+    const auto& s = samples[static_cast<size_t>(i)];
+    if (s.request_in_hand == Clock::time_point{}) continue;  // served locally
+    out.handoff.push_back(us_between(s.request_in_hand, s.target_may_send));
+    out.ret.push_back(us_between(s.give_back_called, s.frontend_may_send));
+  }
+  return out;
+}
+
+Result<UniqueFd> listen_on(const std::string& ns, const std::string& ip, uint16_t port) {
+  XO_ASSIGN_OR_RETURN(auto scope, lab::NetnsScope::enter(ns));
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return sys_error("socket");
+  int one = 1;
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  ::inet_pton(AF_INET, ip.c_str(), &sa.sin_addr);
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) return sys_error("bind " + ip);
+  if (::listen(fd.get(), 16) != 0) return sys_error("listen");
+  return fd;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int iterations = 2000;
+  for (int i = 1; i + 1 < argc; i += 2)
+    if (std::string(argv[i]) == "--iterations") iterations = std::atoi(argv[i + 1]);
+  if (iterations < 10) return fail("usage: handoff_bench [--iterations N>=10]");
+
+  auto lab = lab::Lab::up({.backends = 1});
+  if (!lab.ok()) return fail("lab: " + lab.error().to_string());
+  auto bpffs = steer::test::BpffsMount::create(lab->name());
+  if (!bpffs.ok()) return fail("bpffs: " + bpffs.error().to_string());
+  handoff::test::TempPki pki({"frontend", "backend0"});
+  if (!pki.ok()) return fail("xo-pki failed");
+
+  auto fe = make_node(*lab, "frontend", "backend0", (*bpffs)->pin_dir("frontend"), pki.dir());
+  if (!fe.ok()) return fail("frontend node: " + fe.error().to_string());
+  auto be = make_node(*lab, "backend0", "frontend", (*bpffs)->pin_dir("backend0"), pki.dir());
+  if (!be.ok()) return fail("backend0 node: " + be.error().to_string());
+  const auto until = Clock::now() + 10s;
+  while (!(fe->node->connected("backend0") && be->node->connected("frontend")) && Clock::now() < until)
+    std::this_thread::sleep_for(10ms);
+  if (!fe->node->connected("backend0") || !be->node->connected("frontend")) return fail("no control connections");
+
+  auto pem = tls::make_self_signed("xo-bench");
+  if (!pem.ok()) return fail(pem.error().to_string());
+  auto ctx = tls::ServerContext::create({.cert_pem = pem->cert_pem, .key_pem = pem->key_pem});
+  if (!ctx.ok()) return fail(ctx.error().to_string());
+
+  int status = 0;
+  for (bool tls : {false, true}) {
+    const uint16_t port = tls ? 443 : 80;
+    const char* proto = tls ? "https" : "http";
+    auto listener = listen_on(lab->frontend().ns, lab->service_ip(), port);
+    if (!listener.ok()) return fail(listener.error().to_string());
+    auto r = run(*lab, *fe->node, *be->node, listener->get(), port, tls, *ctx, iterations);
+    if (!r.ok()) {
+      std::fprintf(stderr, "handoff_bench: %s run failed: %s\n", proto, r.error().to_string().c_str());
+      status = 1;
+      continue;
+    }
+    if (r->served_locally)
+      std::fprintf(stderr, "handoff_bench: %s: %d of %d offers rolled back (not measured)\n", proto, r->served_locally,
+                   iterations + kWarmUp);
+    const std::string where = std::string(" between lab namespaces (client, frontend, backend0; eBPF steering, "
+                                          "mutual-TLS 1.3 control channel), one keep-alive ") + proto +
+                              " connection, " + std::to_string(kBodyBytes) + "-byte responses";
+    print_line(std::string("handoff.") + proto, r->handoff,
+               std::string("request in hand at the frontend (head read") + (tls ? ", TLS not yet frozen" : "") +
+                   ") to the target's accept handler (GO received, BLOCK removed: the target may send)" + where);
+    print_line(std::string("return.") + proto, r->ret,
+               std::string("target calls give_back()") + (tls ? " (TLS already frozen)" : "") +
+                   ", which first waits for the client's ACK of the response (the client ACKs at once: TCP_QUICKACK)," +
+                   " to the frontend's return handler (connection restored, REDIRECT removed: the frontend may send)" +
+                   where);
+    // Origin steps count from OriginHandoff's start, target steps from the
+    // OFFER's (RETURN's) arrival; each line is the time since the step before.
+    for (const auto& [name, v] : r->steps)
+      print_line(name, v,
+                 std::string("one step of the per-handoff Trace (time since the previous step), same ") + proto +
+                     " runs as handoff." + proto + "/return." + proto);
+  }
+  fe->node->stop();
+  be->node->stop();
+  return status;
+}
