@@ -43,16 +43,6 @@ const char* offer_outcome_name(OfferOutcome o) {
   return "?";
 }
 
-const char* return_outcome_name(ReturnOutcome o) {
-  switch (o) {
-    case ReturnOutcome::kReturned: return "returned";
-    case ReturnOutcome::kKept: return "kept";
-    case ReturnOutcome::kDropped: return "dropped";
-    case ReturnOutcome::kLost: return "lost";
-  }
-  return "?";
-}
-
 const char* handoff_kind_name(HandoffRecord::Kind k) {
   switch (k) {
     case HandoffRecord::Kind::kOffer: return "offer";
@@ -443,12 +433,7 @@ void Node::Impl::start_give_back(AcceptedConnection conn, std::string unread, Gi
         GiveBackResult r;
         r.why = o.why;
         r.trace = o.trace;
-        switch (o.outcome) {
-          case protocol::ReturnOutcome::kReturned: r.outcome = ReturnOutcome::kReturned; break;
-          case protocol::ReturnOutcome::kKept: r.outcome = ReturnOutcome::kKept; break;
-          case protocol::ReturnOutcome::kDropped: r.outcome = ReturnOutcome::kDropped; break;
-          case protocol::ReturnOutcome::kLost: r.outcome = ReturnOutcome::kLost; break;
-        }
+        r.outcome = o.outcome;
         if (r.outcome == ReturnOutcome::kKept) {
           r.conn = std::move(slot->conn);
           r.unread = std::move(slot->unread);

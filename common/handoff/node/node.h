@@ -50,6 +50,7 @@
 #include "common/base/result.h"
 #include "common/handoff/channel/tls_config.h"
 #include "common/handoff/protocol/reconcile.h"
+#include "common/handoff/protocol/return.h"
 #include "common/handoff/protocol/trace.h"
 #include "common/steer/backend.h"
 #include "common/steer/flow.h"
@@ -143,13 +144,13 @@ struct AcceptedConnection {
 };
 using AcceptHandler = std::function<void(AcceptedConnection)>;
 
-enum class ReturnOutcome {
-  kReturned,  // DONE: the frontend has it
-  kKept,      // refused or not sent: `conn` is back, still served here (or close() it)
-  kDropped,   // fate unknown (no DONE): dropped silently here; never two senders
-  kLost,      // thaw after a refusal failed
-};
-const char* return_outcome_name(ReturnOutcome o);
+// The protocol's outcomes of a give_back (common/handoff/protocol/return.h):
+//   kReturned  DONE: the frontend has it
+//   kKept      refused or not sent: `conn` is back, still served here (or close() it)
+//   kDropped   fate unknown (no DONE): dropped silently here; never two senders
+//   kLost      thaw after a refusal failed
+using protocol::ReturnOutcome;
+using protocol::return_outcome_name;
 
 struct GiveBackResult {
   ReturnOutcome outcome = ReturnOutcome::kLost;

@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/base/testing.h"
 #include "common/handoff/node/flow_keys.h"
 #include "common/steer/ebpf_backend.h"
 #include "qa/lab/packet_counter.h"
@@ -24,12 +25,6 @@
 
 namespace xo::handoff::labtest {
 namespace {
-
-#define ASSERT_OK(expr)                                               \
-  do {                                                                \
-    auto ok_r_ = (expr);                                              \
-    ASSERT_TRUE(ok_r_.ok()) << #expr << ": " << ok_r_.error().to_string(); \
-  } while (0)
 
 template <class T>
 T take(Result<T> r) {

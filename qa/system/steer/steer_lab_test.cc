@@ -18,6 +18,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "common/base/testing.h"
 #include "common/steer/bpf_codec.h"
 #include "common/steer/ebpf_backend.h"
 #include "common/steer/hybrid_backend.h"
@@ -31,12 +32,6 @@ namespace xo::steer::test {
 namespace {
 
 constexpr uint16_t kServicePort = 8080;
-
-#define ASSERT_OK(expr)                                                  \
-  do {                                                                   \
-    auto assert_ok_r_ = (expr);                                          \
-    ASSERT_TRUE(assert_ok_r_.ok()) << assert_ok_r_.error().to_string();  \
-  } while (0)
 
 // The value of a Result a test cannot continue without. Throws on failure:
 // GoogleTest reports the exception as the test's failure and still runs

@@ -15,6 +15,7 @@
 
 #include <stdexcept>
 
+#include "common/base/testing.h"
 #include "common/steer/ebpf_backend.h"
 #include "common/steer/hybrid_backend.h"
 #include "common/steer/tc_hw_backend.h"
@@ -30,12 +31,6 @@ T take(Result<T> r) {
   if (!r.ok()) throw std::runtime_error(r.error().to_string());
   return std::move(r).value();
 }
-
-#define ASSERT_OK(expr)                                                  \
-  do {                                                                   \
-    auto assert_ok_r_ = (expr);                                          \
-    ASSERT_TRUE(assert_ok_r_.ok()) << assert_ok_r_.error().to_string();  \
-  } while (0)
 
 constexpr uint16_t kPort = 8080;
 const char* const kMac[] = {"02:00:c6:12:00:02", "02:00:c6:12:00:0a", "02:00:c6:12:00:14"};

@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/base/testing.h"
 #include "qa/lab/lab.h"
 #include "qa/lab/netns.h"
 #include "qa/lab/packet_counter.h"
@@ -30,12 +31,6 @@ namespace {
 using testserver::Client;
 using testserver::RequestInfo;
 using testserver::Response;
-
-#define ASSERT_OK_AND(lhs, expr)                                       \
-  auto XO_CONCAT_(r_, __LINE__) = (expr);                              \
-  ASSERT_TRUE(XO_CONCAT_(r_, __LINE__).ok()) << #expr << ": "          \
-      << XO_CONCAT_(r_, __LINE__).error().to_string();                 \
-  lhs = std::move(XO_CONCAT_(r_, __LINE__)).value()
 
 bool content_ok(std::string_view body, uint64_t size, uint64_t seed) {
   return body.size() == size &&

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "common/base/testing.h"
 #include "common/tls/openssl_layer.h"
 #include "qa/lab/lab.h"
 #include "qa/lab/packet_counter.h"
@@ -29,12 +30,6 @@
 namespace xo::tcpmove::tlslab {
 
 using testserver::RequestInfo;
-
-#define ASSERT_OK_AND(lhs, expr)                                       \
-  auto XO_CONCAT_(r_, __LINE__) = (expr);                              \
-  ASSERT_TRUE(XO_CONCAT_(r_, __LINE__).ok()) << #expr << ": "          \
-      << XO_CONCAT_(r_, __LINE__).error().to_string();                 \
-  lhs = std::move(XO_CONCAT_(r_, __LINE__)).value()
 
 constexpr uint16_t kPort = 443;
 

@@ -18,6 +18,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/base/testing.h"
 #include "common/steer/bpf_adapter.h"
 #include "common/steer/bpf_codec.h"
 #include "common/steer/ebpf_backend.h"
@@ -37,18 +38,6 @@ using namespace std::chrono_literals;
 using labtest::OffloadLab;
 using labtest::OffloadLabOptions;
 using labtest::Process;
-
-#define ASSERT_OK(expr)                                                      \
-  do {                                                                       \
-    auto ok_r_ = (expr);                                                     \
-    ASSERT_TRUE(ok_r_.ok()) << #expr << ": " << ok_r_.error().to_string();   \
-  } while (0)
-
-#define ASSERT_OK_AND(lhs, expr)                                             \
-  auto XO_CONCAT_(r_, __LINE__) = (expr);                                    \
-  ASSERT_TRUE(XO_CONCAT_(r_, __LINE__).ok()) << #expr << ": "                \
-      << XO_CONCAT_(r_, __LINE__).error().to_string();                       \
-  lhs = std::move(XO_CONCAT_(r_, __LINE__)).value()
 
 inline constexpr uint16_t kControlPort = 7700;  // OffloadLab's control port on every host
 

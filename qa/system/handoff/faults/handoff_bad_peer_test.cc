@@ -22,6 +22,7 @@
 #include <optional>
 #include <thread>
 
+#include "common/base/testing.h"
 #include "common/handoff/wire/frame.h"
 #include "common/handoff/wire/limits.h"
 #include "common/handoff/wire/messages.h"
@@ -37,18 +38,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using labtest::OffloadLab;
-
-#define ASSERT_OK(expr)                                                      \
-  do {                                                                       \
-    auto ok_r_ = (expr);                                                     \
-    ASSERT_TRUE(ok_r_.ok()) << #expr << ": " << ok_r_.error().to_string();   \
-  } while (0)
-
-#define ASSERT_OK_AND(lhs, expr)                                             \
-  auto XO_CONCAT_(r_, __LINE__) = (expr);                                    \
-  ASSERT_TRUE(XO_CONCAT_(r_, __LINE__).ok()) << #expr << ": "                \
-      << XO_CONCAT_(r_, __LINE__).error().to_string();                       \
-  lhs = std::move(XO_CONCAT_(r_, __LINE__)).value()
 
 constexpr uint16_t kControlPort = 7700;
 
