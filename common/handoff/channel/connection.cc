@@ -1,5 +1,6 @@
 #include "common/handoff/channel/connection.h"
 
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/ssl/error.hpp>
@@ -59,13 +60,19 @@ uint64_t Connection::request(pb::Envelope request, std::chrono::milliseconds tim
   Status st = wire::kind_of(request.type()) == wire::Kind::kRequest
                   ? check_sendable(request)
                   : Status(error(std::string(wire::type_name(request.type())) + " is not a request", EINVAL));
-  asio::post(stream_.get_executor(), [self = shared_from_this(), st = std::move(st), request = std::move(request),
-                                      timeout, done = std::move(done)]() mutable {
-    if (!st.ok()) return done(st.take_error());
+  // dispatch: called on the connection's own thread (the usual case: a
+  // state machine's step) the message is written before the caller goes on.
+  // `done` still never runs inside request(): failures are posted.
+  asio::dispatch(stream_.get_executor(), [self = shared_from_this(), st = std::move(st), request = std::move(request),
+                                          timeout, done = std::move(done)]() mutable {
+    auto fail_later = [&](Error why) {
+      asio::post(self->stream_.get_executor(), [done = std::move(done), why = std::move(why)]() mutable { done(why); });
+    };
+    if (!st.ok()) return fail_later(st.take_error());
     if (self->closed_.load())
-      return done(error("control channel to " + self->peer_host_id_ + " is closed", ENOTCONN));
+      return fail_later(error("control channel to " + self->peer_host_id_ + " is closed", ENOTCONN));
     const uint64_t txn = request.txn();
-    if (self->pending_.count(txn)) return done(error("txn " + std::to_string(txn) + " already pending", EEXIST));
+    if (self->pending_.count(txn)) return fail_later(error("txn " + std::to_string(txn) + " already pending", EEXIST));
     auto timer = std::make_unique<asio::steady_timer>(self->stream_.get_executor(), timeout);
     timer->async_wait([weak = std::weak_ptr<Connection>(self), txn](boost::system::error_code ec) {
       auto me = weak.lock();
@@ -89,7 +96,9 @@ Status Connection::send(pb::Envelope message) {
   if (wire::kind_of(message.type()) == wire::Kind::kRequest)
     return error("send: " + std::string(wire::type_name(message.type())) + " is a request: use request()", EINVAL);
   XO_TRY(check_sendable(message));
-  asio::post(stream_.get_executor(), [self = shared_from_this(), message = std::move(message)]() mutable {
+  // dispatch: from the connection's own thread (a READY, a GO) the frame
+  // leaves now, not after whatever the caller does next.
+  asio::dispatch(stream_.get_executor(), [self = shared_from_this(), message = std::move(message)]() mutable {
     if (!self->closed_.load()) self->enqueue(std::move(message));
   });
   return {};

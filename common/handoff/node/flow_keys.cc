@@ -1,7 +1,9 @@
 #include "common/handoff/node/flow_keys.h"
 
 #include <arpa/inet.h>
+#include <linux/sockios.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <cstring>
@@ -134,6 +136,12 @@ void elicit_ack(int fd) {
   (void)::getsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, &len);
   if (tcp::repair::set_mode(fd, TCP_REPAIR_ON).ok()) (void)tcp::repair::set_mode(fd, TCP_REPAIR_OFF);
   if (reuse) (void)::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, sizeof reuse);
+}
+
+void elicit_ack_if_unacked(int fd) {
+  int outq = 0;
+  if (::ioctl(fd, SIOCOUTQ, &outq) == 0 && outq == 0) return;
+  elicit_ack(fd);
 }
 
 uint16_t tag_of_host(const std::string& host_id) {

@@ -42,6 +42,10 @@ void close_silently(UniqueFd fd);
 // a fresh ACK the socket's sent-but-unacked data has no retransmission timer
 // armed and the connection stalls.
 void elicit_ack(int fd);
+// elicit_ack() only when the socket holds data not yet acknowledged (or not
+// yet sent): with an empty send queue there is nothing a lost ACK could
+// stall, and the probe costs a round trip to the client on the critical path.
+void elicit_ack_if_unacked(int fd);
 
 // Flow ids: node tag in the high 16 bits, a sequence below (seeded from the
 // clock, so a restarted node does not reuse the ids of its pinned entries).

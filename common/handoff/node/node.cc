@@ -10,6 +10,7 @@
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <mutex>
@@ -19,6 +20,7 @@
 #include "common/handoff/channel/server.h"
 #include "common/handoff/node/flow_keys.h"
 #include "common/handoff/node/host_env.h"
+#include "common/handoff/node/io_loop.h"
 #include "common/handoff/node/origin_flow.h"
 #include "common/handoff/node/return_acceptor.h"
 #include "common/handoff/node/returning_flow.h"
@@ -179,7 +181,7 @@ Status Node::Impl::start() {
   server_->start();
   for (auto& [id, client] : peer_clients_) client->start();
   work_.emplace(io_.get_executor());
-  thread_ = std::thread([this] { io_.run(); });
+  thread_ = std::thread([this] { run_io_loop(io_, config_.busy_poll); });
   return {};
 }
 
@@ -379,6 +381,9 @@ void Node::Impl::give_back(AcceptedConnection conn, std::string unread, GiveBack
     GiveBackDone done;
     std::chrono::steady_clock::time_point until;
     asio::steady_timer timer;
+    // The ACK usually follows within tens of µs (the client's wake-up):
+    // check soon, then back off.
+    std::chrono::microseconds step{10};
   };
   auto d = std::make_shared<Drain>(Drain{std::move(conn), std::move(unread), std::move(done),
                                          std::chrono::steady_clock::now() + config_.return_drain,
@@ -396,7 +401,8 @@ void Node::Impl::give_back(AcceptedConnection conn, std::string unread, GiveBack
       *keep = nullptr;
       return self->start_give_back(std::move(drain->conn), std::move(drain->unread), std::move(drain->done));
     }
-    d->timer.expires_after(std::chrono::microseconds(200));
+    d->timer.expires_after(d->step);
+    d->step = std::min(d->step * 2, std::chrono::microseconds(200));
     d->timer.async_wait([poll](boost::system::error_code) {
       if (*poll) (*poll)();
     });

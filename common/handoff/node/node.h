@@ -92,6 +92,11 @@ struct NodeConfig {
   // byte sent, so no unacknowledged data has to travel (it would wait for a
   // retransmission timeout on the frontend).
   std::chrono::milliseconds return_drain{100};
+  // After each piece of work the Node's thread keeps polling this long
+  // before it sleeps (io_loop.h): the next control message of a handoff
+  // then meets an awake thread instead of a ~25 µs wake-up per hop. Empty
+  // polls yield the CPU. 0 = always sleep in epoll.
+  std::chrono::microseconds busy_poll{200};
 };
 
 // The endpoints of a connection as the client sees them.
@@ -128,7 +133,7 @@ struct OfferResult {
   std::optional<Error> why;        // set unless kOffloaded
   FlowInfo flow;
   Connection conn;                 // kServedLocally: the connection, exactly as given
-  protocol::Trace trace;           // freeze, offer_sent, answer, redirect, release, go_sent | thaw (µs)
+  protocol::Trace trace;           // freeze, offer_sent, answer, redirect, go_sent, release | thaw (µs)
 };
 using OfferDone = std::function<void(OfferResult)>;
 

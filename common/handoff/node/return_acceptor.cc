@@ -39,7 +39,7 @@ Status SocketReturnAcceptor::take_back(const pb::Return& ret, const std::string&
   conn.socket = std::move(*fd);
   conn.trace.mark("restore");
   env_.remove(key, conn.flow.flow_id);  // local delivery again
-  elicit_ack(conn.socket.get());
+  elicit_ack_if_unacked(conn.socket.get());
   conn.trace.mark("unsteer");
   deliver_(std::move(conn));
   return {};

@@ -30,7 +30,7 @@ class SocketTargetFlow final : public protocol::TargetFlow {
                      conn_.flow.to_string().c_str(), st.error().to_string().c_str());
     }
     env_.remove(target_ingress_key(conn_.flow, target_ip_), conn_.flow.flow_id);
-    elicit_ack(conn_.socket.get());
+    elicit_ack_if_unacked(conn_.socket.get());
     conn_.trace.mark("serve");
     serve_(std::move(conn_));
   }

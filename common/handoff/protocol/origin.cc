@@ -1,5 +1,6 @@
 #include "common/handoff/protocol/origin.h"
 
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 
 #include "common/handoff/wire/messages.h"
@@ -59,7 +60,8 @@ void OriginHandoff::run() {
   ++counters_.offers;
   txn_ = link_->request(wire::wrap(std::move(offer)), spec_.ready_timeout,
                         [self = shared_from_this()](Result<pb::Envelope> answer) {
-                          boost::asio::post(self->executor_, [self, answer = std::move(answer)]() mutable {
+                          // dispatch: a READY arriving on this thread commits at once.
+                          boost::asio::dispatch(self->executor_, [self, answer = std::move(answer)]() mutable {
                             self->on_answer(std::move(answer));
                           });
                         });
@@ -89,8 +91,6 @@ void OriginHandoff::on_answer(Result<pb::Envelope> answer) {
     return roll_back(annotate(st.take_error(), "redirect"), true);
   }
   trace_.mark("redirect");
-  flow_->release();
-  trace_.mark("release");
   // Record before GO: from here on a QUERY_COMMITTED must hear "committed".
   commits_.record(spec_.flow_id);
   pb::Go go;
@@ -98,6 +98,10 @@ void OriginHandoff::on_answer(Result<pb::Envelope> answer) {
   // A GO lost with the channel is recovered by the target's QUERY_COMMITTED.
   (void)link_->send(wire::wrap(go, txn_));
   trace_.mark("go_sent");
+  // Only now close the repair-mode socket: it sends nothing (still in repair
+  // mode, egress blocked), so the target need not wait for it.
+  flow_->release();
+  trace_.mark("release");
   ++counters_.accepts;
   finish(OriginState::kCommitted, std::nullopt);
 }

@@ -1,7 +1,7 @@
 // The origin side of one offload (design.md, "The offload protocol"):
 //
 //   freeze (BLOCK, then TCP_REPAIR + TLS) → OFFER → READY → redirect →
-//   release the repair-mode socket → record the commit → GO
+//   record the commit → GO → release the repair-mode socket (it sends nothing)
 //
 // Before GO nothing is final: a REFUSE, a timeout, a broken channel, a READY
 // for another flow or a failed redirect all end in thaw() (the origin serves

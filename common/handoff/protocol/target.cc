@@ -1,5 +1,6 @@
 #include "common/handoff/protocol/target.h"
 
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 
 #include "common/handoff/wire/messages.h"
@@ -18,7 +19,9 @@ TargetHandoffs::TargetHandoffs(boost::asio::any_io_executor executor, TargetFlow
     : executor_(std::move(executor)), factory_(factory), query_(query), counters_(counters), options_(options) {}
 
 void TargetHandoffs::on_message(std::shared_ptr<ControlLink> link, pb::Envelope message) {
-  boost::asio::post(executor_, [self = shared_from_this(), link = std::move(link),
+  // dispatch: from the channel's read handler (same thread) an OFFER is
+  // prepared and a GO served at once, not after other queued work.
+  boost::asio::dispatch(executor_, [self = shared_from_this(), link = std::move(link),
                                 message = std::move(message)]() mutable { self->handle(link, std::move(message)); });
 }
 

@@ -20,7 +20,10 @@
 // the next request only once the frontend holds the connection again, so
 // every iteration is one whole offer + return without overlap.
 //
-// Usage: handoff_bench [--iterations N] (default 2000, after 100 warm-ups)
+// Usage: handoff_bench [--iterations N] [--busy-poll-us U]
+//   N: default 2000, after 100 warm-ups. U: NodeConfig::busy_poll of both
+//   Nodes (default: the Node's default); 0 compares with Nodes that sleep
+//   in epoll between events.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -134,7 +137,8 @@ struct HostNode {
 };
 
 Result<HostNode> make_node(const lab::Lab& lab, const std::string& host, const std::string& peer,
-                           const std::string& pin_dir, const std::string& pki_dir) {
+                           const std::string& pin_dir, const std::string& pki_dir,
+                           std::optional<std::chrono::microseconds> busy_poll) {
   const lab::Host* me = lab.find(host);
   const lab::Host* other = lab.find(peer);
   XO_ASSIGN_OR_RETURN(auto scope, lab::NetnsScope::enter(me->ns));
@@ -154,6 +158,7 @@ Result<HostNode> make_node(const lab::Lab& lab, const std::string& host, const s
   cfg.data_ip4 = ip;
   XO_ASSIGN_OR_RETURN(cfg.mac, steer::parse_mac(me->mac));
   cfg.steer = h.steer.get();
+  if (busy_poll) cfg.busy_poll = *busy_poll;
   XO_ASSIGN_OR_RETURN(h.node, node::Node::create(std::move(cfg)));
   return h;
 }
@@ -481,9 +486,15 @@ Result<UniqueFd> listen_on(const std::string& ns, const std::string& ip, uint16_
 
 int main(int argc, char** argv) {
   int iterations = 2000;
-  for (int i = 1; i + 1 < argc; i += 2)
-    if (std::string(argv[i]) == "--iterations") iterations = std::atoi(argv[i + 1]);
-  if (iterations < 10) return fail("usage: handoff_bench [--iterations N>=10]");
+  std::optional<std::chrono::microseconds> busy_poll;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (flag == "--iterations") iterations = std::atoi(argv[i + 1]);
+    else if (flag == "--busy-poll-us") busy_poll = std::chrono::microseconds(std::atoi(argv[i + 1]));
+    else return fail("unknown flag " + flag);
+  }
+  if (iterations < 10) return fail("usage: handoff_bench [--iterations N>=10] [--busy-poll-us U]");
+  const auto polling = busy_poll.value_or(node::NodeConfig{}.busy_poll);
 
   auto lab = lab::Lab::up({.backends = 1});
   if (!lab.ok()) return fail("lab: " + lab.error().to_string());
@@ -492,9 +503,9 @@ int main(int argc, char** argv) {
   handoff::test::TempPki pki({"frontend", "backend0"});
   if (!pki.ok()) return fail("xo-pki failed");
 
-  auto fe = make_node(*lab, "frontend", "backend0", (*bpffs)->pin_dir("frontend"), pki.dir());
+  auto fe = make_node(*lab, "frontend", "backend0", (*bpffs)->pin_dir("frontend"), pki.dir(), busy_poll);
   if (!fe.ok()) return fail("frontend node: " + fe.error().to_string());
-  auto be = make_node(*lab, "backend0", "frontend", (*bpffs)->pin_dir("backend0"), pki.dir());
+  auto be = make_node(*lab, "backend0", "frontend", (*bpffs)->pin_dir("backend0"), pki.dir(), busy_poll);
   if (!be.ok()) return fail("backend0 node: " + be.error().to_string());
   const auto until = Clock::now() + 10s;
   while (!(fe->node->connected("backend0") && be->node->connected("frontend")) && Clock::now() < until)
@@ -522,8 +533,9 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "handoff_bench: %s: %d of %d offers rolled back (not measured)\n", proto, r->served_locally,
                    iterations + kWarmUp);
     const std::string where = std::string(" between lab namespaces (client, frontend, backend0; eBPF steering, "
-                                          "mutual-TLS 1.3 control channel), one keep-alive ") + proto +
-                              " connection, " + std::to_string(kBodyBytes) + "-byte responses";
+                                          "mutual-TLS 1.3 control channel, Nodes busy-polling " +
+                                          std::to_string(polling.count()) + " us after work), one keep-alive ") +
+                              proto + " connection, " + std::to_string(kBodyBytes) + "-byte responses";
     print_line(std::string("handoff.") + proto, r->handoff,
                std::string("request in hand at the frontend (head read") + (tls ? ", TLS not yet frozen" : "") +
                    ") to the target's accept handler (GO received, BLOCK removed: the target may send)" + where);
