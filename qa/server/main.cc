@@ -244,10 +244,10 @@ int main(int argc, char** argv) {
     node->stop();
     std::printf(
         "stats offered=%lu offloaded=%lu served_locally=%lu lost=%lu accepted=%lu given_back=%lu kept=%lu "
-        "dropped=%lu closed_here=%lu taken_back=%lu refusals=%lu rollbacks=%lu discarded=%lu flows_out=%lu flows_in=%lu "
-        "steer_errors=%lu steer_entries=%zu\n",
+        "dropped=%lu closed_here=%lu taken_back=%lu ended_at_target=%lu refusals=%lu rollbacks=%lu discarded=%lu "
+        "flows_out=%lu flows_in=%lu steer_errors=%lu steer_entries=%zu\n",
         h.offered, h.offloaded, h.served_locally, h.lost, h.accepted, h.given_back, h.kept, h.dropped, h.closed_here, h.taken_back,
-        n.refusals, n.rollbacks, n.discarded, n.flows_out, n.flows_in, n.steer_errors, entries);
+        h.ended_at_target, n.refusals, n.rollbacks, n.discarded, n.flows_out, n.flows_in, n.steer_errors, entries);
     std::fflush(stdout);
   }
   return 0;

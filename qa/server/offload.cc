@@ -20,6 +20,7 @@ void OffloadHook::attach(Server* http, Server* https) {
   https_ = https;
   node_.set_accept_handler([this](node::AcceptedConnection c) { on_accepted(std::move(c)); });
   node_.set_return_handler([this](node::ReturnedConnection c) { on_returned(std::move(c)); });
+  node_.set_ended_handler([this](const node::FlowInfo& flow, const std::string&) { on_ended(flow); });
 }
 
 const OffloadRule* OffloadHook::rule_for(const std::string& target) const {
@@ -197,6 +198,12 @@ void OffloadHook::on_returned(node::ReturnedConnection conn) {
   const bool tls = conn.tls.has_value();
   if (tls) st.stream = tls::encode(*conn.tls);
   adopt(std::move(conn.socket), std::move(st), tls);
+}
+
+void OffloadHook::on_ended(const node::FlowInfo& flow) {
+  std::lock_guard lock(mu_);
+  ++stats_.ended_at_target;
+  requests_by_flow_.erase(flow.flow_id);  // it will not come back
 }
 
 OffloadHook::Stats OffloadHook::stats() const {

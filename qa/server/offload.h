@@ -48,7 +48,7 @@ class OffloadHook final : public Hook {
   struct Stats {
     uint64_t offered = 0, offloaded = 0, served_locally = 0, lost = 0;  // frontend
     uint64_t accepted = 0, given_back = 0, kept = 0, dropped = 0, closed_here = 0;  // target
-    uint64_t taken_back = 0;                                             // frontend
+    uint64_t taken_back = 0, ended_at_target = 0;                        // frontend
   };
   Stats stats() const;
 
@@ -59,6 +59,7 @@ class OffloadHook final : public Hook {
   void give_back(UniqueFd fd, ResumeState state, handoff::node::AcceptedConnection meta);
   void on_accepted(handoff::node::AcceptedConnection conn);
   void on_returned(handoff::node::ReturnedConnection conn);
+  void on_ended(const handoff::node::FlowInfo& flow);
 
   handoff::node::Node& node_;
   std::vector<OffloadRule> rules_;

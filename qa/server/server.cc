@@ -90,7 +90,7 @@ class Connection {
       parser.body_limit(256u << 20);
       boost::beast::error_code ec;
       http::read(beast_, buf_, parser, ec);
-      if (ec) break;  // end_of_stream (client done), reset, or a malformed request
+      if (ec) return finish(Outcome::kClose, /*client_closed=*/true);  // end_of_stream (client done), reset, or malformed
       auto& req = parser.get();
       uint64_t seq = ++st_.requests;
       if (req.method() == http::verb::post || req.method() == http::verb::put) {
@@ -107,11 +107,31 @@ class Connection {
  private:
   enum class Outcome { kContinue, kClose, kHandedOver };
 
-  void finish(Outcome o) {
+  // `client_closed`: the client ended the connection (or broke it); else
+  // this server closes first and lingers.
+  void finish(Outcome o, bool client_closed = false) {
     if (o == Outcome::kHandedOver) return;
+    if (!client_closed) close_gracefully();
     if (server_.opts_.hook) server_.opts_.hook->closed(fd_.get());
     server_.forget(fd_.get());
     fd_.reset();
+  }
+
+  // A lingering close, as web servers do: close_notify and FIN, then read
+  // until the client's FIN (at most 1 s). Closing with the client's last
+  // bytes unread (its own close_notify, a pipelined request) would answer
+  // them with an RST, which can also destroy a response still in flight.
+  void close_gracefully() {
+    if (server_.stopping_.load()) return;
+    (void)stream_->close_notify();
+    if (::shutdown(fd_.get(), SHUT_WR) != 0) return;  // reset already
+    const timeval linger{1, 0};
+    ::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVTIMEO, &linger, sizeof linger);
+    uint8_t sink[4096];
+    for (int i = 0; i < 256; ++i) {
+      ssize_t n = ::recv(fd_.get(), sink, sizeof sink, 0);
+      if (n <= 0) break;  // the client's FIN, a reset, or the 1 s timeout
+    }
   }
 
   RequestInfo info(const Owed& owed, uint64_t body_size) const {

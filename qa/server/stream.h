@@ -29,6 +29,9 @@ class Stream {
   // continue this stream (StreamFactory::resume takes it). Empty for plain
   // TCP. On error the connection cannot move now (the stream stays usable).
   virtual Result<std::vector<uint8_t>> freeze_for_handover() { return std::vector<uint8_t>{}; }
+  // Closing: tell the peer this side is done (TLS: close_notify). The fd
+  // stays open; plain TCP has nothing to send here.
+  virtual Status close_notify() { return {}; }
 };
 
 // How a server carries its connections' bytes (ServerOptions::streams);

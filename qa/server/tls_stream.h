@@ -40,7 +40,7 @@ class TlsStream final : public Stream {
   // The server's handover: freeze() as tls::encode() bytes.
   Result<std::vector<uint8_t>> freeze_for_handover() override;
   // Send close_notify (the fd stays open).
-  Status close_notify() { return layer_->close_notify(); }
+  Status close_notify() override { return layer_->close_notify(); }
   const char* backend() const { return layer_->backend(); }
 
  private:

@@ -52,6 +52,8 @@ const char* handoff_kind_name(HandoffRecord::Kind k) {
     case HandoffRecord::Kind::kDiscard: return "discard";
     case HandoffRecord::Kind::kGiveBack: return "give_back";
     case HandoffRecord::Kind::kTakeBack: return "take_back";
+    case HandoffRecord::Kind::kClose: return "close";
+    case HandoffRecord::Kind::kEnded: return "end";
   }
   return "?";
 }
@@ -86,13 +88,19 @@ class Node::Impl {
   std::shared_ptr<protocol::TargetHandoffs> targets_;
   std::unique_ptr<SocketReturnAcceptor> acceptor_;
   std::atomic<uint64_t> next_seq_{0};
+  std::atomic<uint64_t> closed_{0}, ended_{0};
   bool stopped_ = false;
 
   mutable std::mutex mu_;  // handlers and flow tables (read by stats() from any thread)
   AcceptHandler on_accept_;
   ReturnHandler on_return_;
+  EndedHandler on_ended_;
   RecordObserver observer_;
-  std::map<uint64_t, std::string> flows_out_;  // offloaded from here: flow id → target
+  struct FlowOut {
+    std::string target;
+    FlowInfo flow;
+  };
+  std::map<uint64_t, FlowOut> flows_out_;      // offloaded from here, by flow id
   std::map<uint64_t, FlowInfo> flows_in_;      // served here
   std::map<uint64_t, std::function<void()>> deferred_;  // timed work, run at stop() at the latest
   uint64_t deferred_seq_ = 0;
@@ -118,6 +126,7 @@ class Node::Impl {
   void sweep_dead_flows();
   void accepted(AcceptedConnection conn);
   void returned(ReturnedConnection conn);
+  void ended_at_target(uint64_t flow_id, const std::string& host);
   bool owns(uint64_t flow_id, const std::string& host);
   void target_done(uint64_t flow_id) {
     if (targets_) targets_->finished(flow_id);
@@ -258,6 +267,7 @@ void Node::Impl::dispatch(const channel::ConnectionPtr& conn, pb::Envelope messa
     case pb::TYPE_RETURN: (void)protocol::accept_return(*link, message, *acceptor_, counters_); return;
     case pb::TYPE_QUERY_COMMITTED: (void)protocol::answer_query_committed(*link, message, commits_); return;
     case pb::TYPE_READY: (void)protocol::refuse_late_ready(*link, message, counters_); return;
+    case pb::TYPE_CLOSED: return ended_at_target(message.closed().flow_id(), conn->peer_host_id());
     default: return;
   }
 }
@@ -266,7 +276,7 @@ bool Node::Impl::owns(uint64_t flow_id, const std::string& host) {
   {
     std::lock_guard lock(mu_);
     auto it = flows_out_.find(flow_id);
-    if (it != flows_out_.end()) return it->second == host;
+    if (it != flows_out_.end()) return it->second.target == host;
   }
   // After a restart the table is empty but the pinned REDIRECT survived.
   auto entries = config_.steer->list();
@@ -275,6 +285,26 @@ bool Node::Impl::owns(uint64_t flow_id, const std::string& host) {
     if (e.entry.action == steer::Action::kRedirect && e.entry.owner == flow_id)
       return env_.peer_by_ip(e.entry.new_addr) == host;
   return false;
+}
+
+void Node::Impl::ended_at_target(uint64_t flow_id, const std::string& host) {
+  std::optional<FlowInfo> flow;
+  EndedHandler handler;
+  {
+    std::lock_guard lock(mu_);
+    auto it = flows_out_.find(flow_id);
+    // Only the host the flow was offloaded to may end it. Unknown: already
+    // returned, or from before a restart (reconcile() handles those).
+    if (it == flows_out_.end() || it->second.target != host) return;
+    flow = it->second.flow;
+    flows_out_.erase(it);
+    handler = on_ended_;
+  }
+  ++ended_;
+  // The client's last ACK or FIN may still be on its way to the target.
+  env_.remove_later(frontend_ingress_key(*flow), flow_id);
+  record({HandoffRecord::Kind::kEnded, *flow, host, "ended-at-target", std::nullopt, {}});
+  if (handler) handler(*flow, host);
 }
 
 void Node::Impl::accepted(AcceptedConnection conn) {
@@ -343,7 +373,7 @@ void Node::Impl::offer(OfferRequest req, OfferDone done) {
   {
     // Before GO: a RETURN can follow GO faster than our callback runs.
     std::lock_guard lock(mu_);
-    flows_out_[flow->flow_id] = req.target_host;
+    flows_out_[flow->flow_id] = {req.target_host, *flow};
   }
   auto slot = std::make_shared<ConnectionSlot>();
   auto origin = std::make_unique<SocketOriginFlow>(env_, *flow, std::move(req.conn), slot);
@@ -460,6 +490,15 @@ void Node::Impl::close(AcceptedConnection conn) {
     env_.remove_later(target_egress_key(flow, *ip), flow.flow_id);
   // No longer served here: a reconciling frontend may drop its REDIRECT.
   target_done(flow.flow_id);
+  ++closed_;
+  record({HandoffRecord::Kind::kClose, flow, conn.origin_host, "closed", std::nullopt, {}});
+  // Tell the frontend, so its REDIRECT does not wait for a reconcile. Best
+  // effort: without a channel now, reconcile() finds the entry later.
+  if (auto client = peer_client(conn.origin_host); client && client->connected()) {
+    pb::Closed closed;
+    closed.set_flow_id(flow.flow_id);
+    (void)client->send(wire::wrap(closed, /*txn=*/flow.flow_id));  // a notification: its own transaction
+  }
 }
 
 void Node::Impl::reconcile(std::chrono::milliseconds timeout, std::function<void(protocol::ReconcileResult)> done) {
@@ -514,6 +553,10 @@ void Node::set_return_handler(ReturnHandler handler) {
   std::lock_guard lock(impl_->mu_);
   impl_->on_return_ = std::move(handler);
 }
+void Node::set_ended_handler(EndedHandler handler) {
+  std::lock_guard lock(impl_->mu_);
+  impl_->on_ended_ = std::move(handler);
+}
 void Node::set_record_observer(RecordObserver observer) {
   std::lock_guard lock(impl_->mu_);
   impl_->observer_ = std::move(observer);
@@ -562,6 +605,8 @@ NodeStats Node::stats() const {
   s.discarded = c.discarded;
   s.returns = c.returns;
   s.steer_errors = impl_->env_.steer_errors();
+  s.closed = impl_->closed_.load();
+  s.ended = impl_->ended_.load();
   std::lock_guard lock(impl_->mu_);
   s.flows_out = impl_->flows_out_.size();
   s.flows_in = impl_->flows_in_.size();

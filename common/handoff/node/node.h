@@ -177,12 +177,16 @@ struct ReturnedConnection {
   protocol::Trace trace;           // restore, unsteer (µs since the RETURN arrived)
 };
 using ReturnHandler = std::function<void(ReturnedConnection)>;
+// A connection offloaded from here ended at its target (the target called
+// close(): the client went away, or it could not be given back). Its
+// REDIRECT goes after close_linger, so the last FIN/ACKs still reach the target.
+using EndedHandler = std::function<void(const FlowInfo& flow, const std::string& target_host)>;
 
 // ---- observability ---------------------------------------------------------
 
 // One finished handoff step, for tests, benchmarks and debugging.
 struct HandoffRecord {
-  enum class Kind { kOffer, kAccept, kDiscard, kGiveBack, kTakeBack };
+  enum class Kind { kOffer, kAccept, kDiscard, kGiveBack, kTakeBack, kClose, kEnded };
   Kind kind;
   FlowInfo flow;
   std::string peer_host;
@@ -199,6 +203,8 @@ struct NodeStats {
   uint64_t flows_out = 0;   // offloaded from here, not yet returned (REDIRECT entries)
   uint64_t flows_in = 0;    // accepted here, not yet given back or closed
   uint64_t steer_errors = 0;  // entries that could not be removed (left to reconcile)
+  uint64_t closed = 0;        // target: accepted connections that ended here (close())
+  uint64_t ended = 0;         // frontend: offloaded connections that ended at their target (CLOSED)
 };
 
 class Node {
@@ -216,7 +222,10 @@ class Node {
   void set_accept_handler(AcceptHandler handler);
   // Frontend role: every connection a target gives back.
   void set_return_handler(ReturnHandler handler);
-  // Tests/benchmarks: every finished offer, accept, give_back, take_back.
+  // Frontend role: every offloaded connection that ended at its target.
+  void set_ended_handler(EndedHandler handler);
+  // Tests/benchmarks: every finished offer, accept, give_back, take_back,
+  // close (target) and end (frontend).
   void set_record_observer(RecordObserver observer);
 
   // Frontend: offer the connection to `target_host`. `done` runs exactly once.
@@ -227,9 +236,10 @@ class Node {
   // consumed (for TLS pass them to freeze()). `done` runs exactly once.
   void give_back(AcceptedConnection conn, std::string unread, GiveBackDone done);
   // Target: the connection ends here (client gone, or no frontend to return
-  // to). Closes the socket normally (FIN; send TLS close_notify first) and
-  // removes this host's entries after close_linger. `conn.socket` may be
-  // empty when the caller closed it already.
+  // to). Closes the socket normally (FIN; send TLS close_notify first),
+  // removes this host's entries after close_linger and tells the frontend
+  // (CLOSED), which drops its REDIRECT after its own close_linger.
+  // `conn.socket` may be empty when the caller closed it already.
   void close(AcceptedConnection conn);
 
   // Frontend after a restart: ask every target which of the REDIRECT entries

@@ -20,6 +20,7 @@
 #include "common/handoff/channel/tls_config.h"
 #include "common/handoff/test/pki.h"
 #include "common/handoff/wire/frame.h"
+#include "common/handoff/wire/limits.h"
 #include "common/handoff/wire/messages.h"
 
 namespace xo::handoff::channel {
@@ -597,7 +598,7 @@ TEST_F(HandoffChannelBadFrames, OversizedFrameClosesTheConnection) {
 TEST_F(HandoffChannelBadFrames, ForgedVersionClosesTheConnection) {
   pb::Envelope e = wire::wrap(offer_for(1), 1);
   e.set_seq(1);
-  e.set_version(2);
+  e.set_version(wire::kProtocolVersion + 1);
   std::string body = e.SerializeAsString();
   std::vector<uint8_t> f{0, 0, static_cast<uint8_t>(body.size() >> 8), static_cast<uint8_t>(body.size())};
   f.insert(f.end(), body.begin(), body.end());

@@ -94,6 +94,9 @@ std::vector<pb::Envelope> every_message() {
   ra.add_held_flow_ids(2000);
   ra.add_held_flow_ids(5000);
   all.push_back(wrap(ra, 11));
+  pb::Closed closed;
+  closed.set_flow_id(12);
+  all.push_back(wrap(closed, 12));
   for (auto& e : all) e.set_seq(1);
   return all;
 }
@@ -120,7 +123,7 @@ std::vector<uint8_t> good_frame(pb::Envelope e, uint64_t seq = 1) {
 
 TEST(HandoffWire, EveryMessageRoundTrips) {
   auto all = every_message();
-  ASSERT_EQ(all.size(), 11u);
+  ASSERT_EQ(all.size(), 12u);
   std::set<int> types;
   for (const auto& e : all) {
     auto frame = encode_frame(e);
@@ -132,7 +135,7 @@ TEST(HandoffWire, EveryMessageRoundTrips) {
     EXPECT_EQ(back->version(), kProtocolVersion);
     types.insert(back->type());
   }
-  EXPECT_EQ(types.size(), 11u);
+  EXPECT_EQ(types.size(), 12u);
 }
 
 TEST(HandoffWire, OfferBlobsSurviveByteForByte) {
@@ -240,6 +243,7 @@ TEST(HandoffWire, InvalidBodiesOfOtherMessagesAreRejected) {
   check(wrap(pb::Done{}, 1), "done.flow_id");
   check(wrap(pb::QueryCommitted{}, 1), "query_committed.flow_id");
   check(wrap(pb::Committed{}, 1), "committed.flow_id");
+  check(wrap(pb::Closed{}, 1), "closed.flow_id");
   pb::Refuse r;
   r.set_flow_id(1);
   check(wrap(r, 1), "refuse.reason");  // unspecified
@@ -410,6 +414,7 @@ TEST(HandoffWire, KindsAndAnswers) {
   EXPECT_EQ(kind_of(pb::TYPE_READY), Kind::kResponse);
   EXPECT_EQ(kind_of(pb::TYPE_GO), Kind::kNotification);
   EXPECT_EQ(kind_of(pb::TYPE_ABORT), Kind::kNotification);
+  EXPECT_EQ(kind_of(pb::TYPE_CLOSED), Kind::kNotification);
   EXPECT_TRUE(answers(pb::TYPE_OFFER, pb::TYPE_READY));
   EXPECT_TRUE(answers(pb::TYPE_OFFER, pb::TYPE_REFUSE));
   EXPECT_FALSE(answers(pb::TYPE_OFFER, pb::TYPE_DONE));

@@ -11,7 +11,8 @@ namespace xo::handoff::wire {
 
 // Bumped when a change is not backward readable. A peer speaking another
 // version is refused (EPROTONOSUPPORT), never half-understood.
-inline constexpr uint32_t kProtocolVersion = 1;
+// 2: CLOSED (a version-1 peer would take the new type for a forged frame).
+inline constexpr uint32_t kProtocolVersion = 2;
 
 inline constexpr size_t kFrameHeaderBytes = 4;           // big-endian body length
 inline constexpr uint32_t kMaxFrameBytes = 64u << 20;    // checked before allocating

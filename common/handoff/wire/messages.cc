@@ -42,6 +42,7 @@ pb::Envelope::BodyCase body_of(pb::MessageType type) {
     case pb::TYPE_COMMITTED: return pb::Envelope::kCommitted;
     case pb::TYPE_RECONCILE: return pb::Envelope::kReconcile;
     case pb::TYPE_RECONCILE_ANSWER: return pb::Envelope::kReconcileAnswer;
+    case pb::TYPE_CLOSED: return pb::Envelope::kClosed;
     default: return pb::Envelope::BODY_NOT_SET;
   }
 }
@@ -128,6 +129,7 @@ Status validate(const pb::Return& m) {
 }
 
 Status validate(const pb::Done& m) { return require_flow_id(m.flow_id(), "done.flow_id"); }
+Status validate(const pb::Closed& m) { return require_flow_id(m.flow_id(), "closed.flow_id"); }
 Status validate(const pb::QueryCommitted& m) {
   return require_flow_id(m.flow_id(), "query_committed.flow_id");
 }
@@ -174,6 +176,7 @@ Status validate(const pb::Envelope& m) {
     case pb::Envelope::kCommitted: return validate(m.committed());
     case pb::Envelope::kReconcile: return validate(m.reconcile());
     case pb::Envelope::kReconcileAnswer: return validate(m.reconcile_answer());
+    case pb::Envelope::kClosed: return validate(m.closed());
     case pb::Envelope::BODY_NOT_SET: break;
   }
   return error("envelope: no body", errc::kBadType);
@@ -193,7 +196,7 @@ Kind kind_of(pb::MessageType type) {
     case pb::TYPE_RECONCILE_ANSWER:
       return Kind::kResponse;
     default:
-      return Kind::kNotification;  // GO, ABORT (unknown types never pass validate())
+      return Kind::kNotification;  // GO, ABORT, CLOSED (unknown types never pass validate())
   }
 }
 
@@ -221,6 +224,7 @@ std::string_view type_name(pb::MessageType type) {
     case pb::TYPE_COMMITTED: return "COMMITTED";
     case pb::TYPE_RECONCILE: return "RECONCILE";
     case pb::TYPE_RECONCILE_ANSWER: return "RECONCILE_ANSWER";
+    case pb::TYPE_CLOSED: return "CLOSED";
     default: return "UNKNOWN";
   }
 }
@@ -242,6 +246,7 @@ XO_WRAP(QueryCommitted, TYPE_QUERY_COMMITTED, mutable_query_committed)
 XO_WRAP(Committed, TYPE_COMMITTED, mutable_committed)
 XO_WRAP(Reconcile, TYPE_RECONCILE, mutable_reconcile)
 XO_WRAP(ReconcileAnswer, TYPE_RECONCILE_ANSWER, mutable_reconcile_answer)
+XO_WRAP(Closed, TYPE_CLOSED, mutable_closed)
 #undef XO_WRAP
 
 }  // namespace xo::handoff::wire

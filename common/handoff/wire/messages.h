@@ -28,6 +28,7 @@ Status validate(const pb::QueryCommitted& m);
 Status validate(const pb::Committed& m);
 Status validate(const pb::Reconcile& m);
 Status validate(const pb::ReconcileAnswer& m);
+Status validate(const pb::Closed& m);
 
 // Envelope: version, seq/txn set, type known and equal to the body set, body valid.
 Status validate(const pb::Envelope& m);
@@ -57,5 +58,6 @@ pb::Envelope wrap(pb::QueryCommitted body, uint64_t txn = 0);
 pb::Envelope wrap(pb::Committed body, uint64_t txn = 0);
 pb::Envelope wrap(pb::Reconcile body, uint64_t txn = 0);
 pb::Envelope wrap(pb::ReconcileAnswer body, uint64_t txn = 0);
+pb::Envelope wrap(pb::Closed body, uint64_t txn = 0);
 
 }  // namespace xo::handoff::wire

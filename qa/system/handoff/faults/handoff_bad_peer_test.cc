@@ -334,10 +334,14 @@ TEST_F(HandoffBadPeer, ForgedOffersAreRefusedAndLeaveNothing) {
   EXPECT_EQ(a2.type(), pb::TYPE_REFUSE) << a2.ShortDebugString();
   EXPECT_EQ(a2.txn(), 2u);
   EXPECT_EQ(a2.refuse().reason(), pb::Refuse::UNSUPPORTED) << a2.ShortDebugString();  // snapshot does not decode
-  // GO and ABORT for flows nobody offered are ignored, not fatal.
+  // GO for a flow nobody offered, and CLOSED for a flow not offloaded from
+  // here to the sender, are ignored, not fatal.
   pb::Go go;
   go.set_flow_id(22);
   ASSERT_OK(peer.send(wire::wrap(go, 2)));
+  pb::Closed closed;
+  closed.set_flow_id(23);
+  ASSERT_OK(peer.send(wire::wrap(closed, 3)));
   EXPECT_FALSE(peer.closed_by_server());
   ExpectNodeUnharmed();
 }
