@@ -38,7 +38,9 @@ OriginHandoff::OriginHandoff(boost::asio::any_io_executor executor, std::shared_
       done_(std::move(done)) {}
 
 void OriginHandoff::start() {
-  boost::asio::post(executor_, [self = shared_from_this()] { self->run(); });
+  // On the executor's own thread (the Node's) it runs at once: the client's
+  // connection is frozen from here on, nothing else should go first.
+  boost::asio::dispatch(executor_, [self = shared_from_this()] { self->run(); });
 }
 
 void OriginHandoff::run() {

@@ -1,5 +1,6 @@
 #include "common/handoff/protocol/return.h"
 
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 
 #include "common/handoff/wire/messages.h"
@@ -34,7 +35,9 @@ ReturnHandoff::ReturnHandoff(boost::asio::any_io_executor executor, std::shared_
       done_(std::move(done)) {}
 
 void ReturnHandoff::start() {
-  boost::asio::post(executor_, [self = shared_from_this()] { self->run(); });
+  // On the executor's own thread (the Node's) it runs at once: the client's
+  // connection is frozen from here on, nothing else should go first.
+  boost::asio::dispatch(executor_, [self = shared_from_this()] { self->run(); });
 }
 
 void ReturnHandoff::run() {
