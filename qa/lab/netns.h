@@ -5,6 +5,8 @@
 // creation (listen, connect, restore), not around their use.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <string>
 
 #include "common/base/fd.h"
@@ -26,5 +28,11 @@ class NetnsScope {
 };
 
 std::string netns_path(const std::string& ns);
+
+// A TCP client socket created in `ns` and connected to ip:port (IPv4 or
+// IPv6 literal). Every later read and write on it gives up after
+// `io_timeout`, so a stalled peer fails a test instead of hanging it.
+Result<UniqueFd> connect_from(const std::string& ns, const std::string& ip, uint16_t port,
+                              std::chrono::seconds io_timeout);
 
 }  // namespace xo::lab

@@ -19,6 +19,7 @@
 #include "common/handoff/channel/server.h"
 #include "common/handoff/channel/tls_config.h"
 #include "common/handoff/test/pki.h"
+#include "common/handoff/test/sample_messages.h"
 #include "common/handoff/wire/frame.h"
 #include "common/handoff/wire/limits.h"
 #include "common/handoff/wire/messages.h"
@@ -41,17 +42,7 @@ bool wait_until(Pred pred, std::chrono::milliseconds limit = 5s) {
 }
 
 pb::Offer offer_for(uint64_t flow_id) {
-  pb::Offer o;
-  auto* f = o.mutable_flow();
-  f->mutable_client()->set_ip(std::string("\x7f\x00\x00\x01", 4));
-  f->mutable_client()->set_port(40000);
-  f->mutable_service()->set_ip(std::string("\x7f\x00\x00\x01", 4));
-  f->mutable_service()->set_port(443);
-  o.set_flow_id(flow_id);
-  o.set_tcp_snapshot("snapshot-" + std::to_string(flow_id));
-  o.set_origin_host("rgw-1");
-  o.set_ready_timeout_ms(500);
-  return o;
+  return test::loopback_offer(flow_id, "snapshot-" + std::to_string(flow_id), 500);
 }
 
 // Captures log lines so tests can assert that the server said why.

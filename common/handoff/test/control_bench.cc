@@ -18,6 +18,7 @@
 #include "common/handoff/protocol/connection_link.h"
 #include "common/handoff/protocol/origin.h"
 #include "common/handoff/test/pki.h"
+#include "common/handoff/test/sample_messages.h"
 #include "common/handoff/wire/messages.h"
 
 namespace {
@@ -33,19 +34,7 @@ struct NoopFlow : protocol::OriginFlow {
   xo::Status thaw() override { return {}; }
 };
 
-pb::Offer offer(uint64_t id) {
-  pb::Offer o;
-  auto* f = o.mutable_flow();
-  f->mutable_client()->set_ip(std::string("\x7f\x00\x00\x01", 4));
-  f->mutable_client()->set_port(40000);
-  f->mutable_service()->set_ip(std::string("\x7f\x00\x00\x01", 4));
-  f->mutable_service()->set_port(443);
-  o.set_flow_id(id);
-  o.set_tcp_snapshot(std::string(4096, 's'));
-  o.set_origin_host("rgw-1");
-  o.set_ready_timeout_ms(1000);
-  return o;
-}
+pb::Offer offer(uint64_t id) { return xo::handoff::test::loopback_offer(id, std::string(4096, 's'), 1000); }
 
 void print(const char* name, std::vector<double> us, const char* what) {
   std::sort(us.begin(), us.end());

@@ -22,6 +22,7 @@
 #include "common/tls/crypto.h"
 #include "common/tls/record.h"
 #include "common/tls/record_layer.h"
+#include "common/tls/test/state_pair.h"
 #if XO_TLS_HAVE_TCP
 #include "common/tcp/snapshot.h"
 #endif
@@ -55,49 +56,11 @@ TcpPair tcp_pair() {
   return p;
 }
 
-struct States {
-  State server, client;
-};
+using States = test::StatePair;
+using test::pattern;
+using test::read_exactly;
 
-States make_states(Version v, Cipher c) {
-  const auto& ci = cipher_info(c);
-  States s;
-  s.server.version = v;
-  s.server.cipher = c;
-  if (v == Version::tls13) {
-    std::vector<uint8_t> a(ci.secret_len, 0x5a), b(ci.secret_len, 0xa5);
-    EXPECT_TRUE(set_tls13_direction(s.server.tx, c, a).ok());
-    EXPECT_TRUE(set_tls13_direction(s.server.rx, c, b).ok());
-  } else {
-    std::vector<uint8_t> k1(ci.key_len, 1), k2(ci.key_len, 2), iv1(ci.salt_len ? 4 : 12, 3), iv2(ci.salt_len ? 4 : 12, 4);
-    s.server.tx.set_keys(v, c, k1, iv1);
-    s.server.rx.set_keys(v, c, k2, iv2);
-    if (c != Cipher::chacha20poly1305) s.server.tx.set_explicit_nonce(0x1122334455667788ull);
-  }
-  s.server.tx.set_seq(3);
-  s.server.rx.set_seq(2);
-  s.client = s.server;
-  std::swap(s.client.tx, s.client.rx);
-  return s;
-}
-
-std::vector<uint8_t> pattern(size_t n, uint8_t seed) {
-  std::vector<uint8_t> v(n);
-  for (size_t i = 0; i < n; ++i) v[i] = uint8_t(i * 29 + seed);
-  return v;
-}
-
-std::vector<uint8_t> read_exactly(RecordLayer& l, size_t n) {
-  std::vector<uint8_t> got;
-  uint8_t buf[16384];
-  while (got.size() < n) {
-    auto r = l.read_some(std::span(buf, std::min(sizeof buf, n - got.size())));
-    EXPECT_TRUE(r.ok()) << r.error().to_string();
-    if (!r.ok() || *r == 0) break;
-    got.insert(got.end(), buf, buf + *r);
-  }
-  return got;
-}
+States make_states(Version v, Cipher c) { return test::make_state_pair(v, c, 3, 2, 0x1122334455667788ull); }
 
 // Both directions of traffic through `server`, checked by the userspace `client`.
 void exchange(RecordLayer& server, RecordLayer& client, size_t n, uint8_t seed) {

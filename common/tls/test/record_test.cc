@@ -10,54 +10,19 @@
 #include "common/tls/crypto.h"
 #include "common/tls/record.h"
 #include "common/tls/record_layer.h"
+#include "common/tls/test/state_pair.h"
 
 namespace xo::tls {
 namespace {
 
-struct Pair {
-  State server, client;  // client = server with tx/rx swapped
-};
+using Pair = test::StatePair;
+using test::pattern;
 
-Pair make_pair(Version v, Cipher c) {
-  const auto& ci = cipher_info(c);
-  Pair p;
-  p.server.version = v;
-  p.server.cipher = c;
-  std::vector<uint8_t> a(ci.secret_len, 0x5a), b(ci.secret_len, 0xa5);
-  if (v == Version::tls13) {
-    EXPECT_TRUE(set_tls13_direction(p.server.tx, c, a).ok());
-    EXPECT_TRUE(set_tls13_direction(p.server.rx, c, b).ok());
-  } else {
-    std::vector<uint8_t> k1(ci.key_len, 1), k2(ci.key_len, 2);
-    std::vector<uint8_t> iv1(ci.salt_len ? 4 : 12, 3), iv2(ci.salt_len ? 4 : 12, 4);
-    p.server.tx.set_keys(v, c, k1, iv1);
-    p.server.rx.set_keys(v, c, k2, iv2);
-    if (c != Cipher::chacha20poly1305) p.server.tx.set_explicit_nonce(0xfffffffffffffff0ull);  // wraps below
-  }
-  p.server.tx.set_seq(5);
-  p.server.rx.set_seq(9);
-  p.client = p.server;
-  std::swap(p.client.tx, p.client.rx);
-  return p;
-}
+// The explicit nonce starts near its wrap (TLS 1.2 GCM).
+Pair make_pair(Version v, Cipher c) { return test::make_state_pair(v, c, 5, 9, 0xfffffffffffffff0ull); }
 
-std::vector<uint8_t> pattern(size_t n, uint8_t seed) {
-  std::vector<uint8_t> v(n);
-  for (size_t i = 0; i < n; ++i) v[i] = uint8_t(i * 31 + seed);
-  return v;
-}
-
-std::vector<uint8_t> read_exactly(RecordLayer& l, size_t n) {
-  std::vector<uint8_t> got;
-  uint8_t buf[7000];
-  while (got.size() < n) {
-    auto r = l.read_some(std::span(buf, std::min(sizeof buf, n - got.size())));
-    EXPECT_TRUE(r.ok()) << r.error().to_string();
-    if (!r.ok() || *r == 0) break;
-    got.insert(got.end(), buf, buf + *r);
-  }
-  return got;
-}
+// 7000-byte reads: each ends inside a record.
+std::vector<uint8_t> read_exactly(RecordLayer& l, size_t n) { return test::read_exactly(l, n, 7000); }
 
 class RecordLayerTest : public ::testing::TestWithParam<std::tuple<Version, Cipher>> {};
 

@@ -9,7 +9,6 @@
 #include <sys/socket.h>
 
 #include <fstream>
-#include <iostream>
 #include <future>
 #include <regex>
 #include <sstream>
@@ -20,9 +19,9 @@
 #include "qa/lab/netns.h"
 #include "qa/lab/packet_counter.h"
 #include "qa/lab/run.h"
-#include "qa/lab/sockets.h"
 #include "qa/server/client.h"
 #include "qa/server/content.h"
+#include "qa/system/tcp/move_checks.h"
 #include "qa/system/tcp/move_lab.h"
 
 namespace xo::tcpmove {
@@ -54,22 +53,7 @@ class TcpMove : public ::testing::Test {
 
   void TearDown() override {
     if (!lab_) return;
-    if (counter_) {
-      auto c = counter_->stop();
-      EXPECT_GT(c.tcp_in, 0u) << "the counter saw no traffic: it could not have seen an RST either";
-      EXPECT_EQ(c.rst_in, 0u) << "RSTs reached the client";
-      EXPECT_EQ(c.rst_out, 0u) << "the client sent RSTs";
-      EXPECT_EQ(c.dropped, 0u) << "the wire counter lost frames; an RST may have gone unseen";
-    }
-    for (const char* host : {"frontend", "backend0", "client"}) {
-      auto left = lab::wait_no_connections(lab_->find(host)->ns);
-      ASSERT_TRUE(left.ok()) << left.error().to_string();
-      EXPECT_TRUE(left->empty()) << "sockets left on " << host << ":\n" << lab::to_string(*left);
-      if (!left->empty()) {  // the kernel's view of what is stuck, for the report
-        auto ss = lab::run_in(lab_->find(host)->ns, {"ss", "-tine"});
-        if (ss.ok()) std::cerr << ss->out;
-      }
-    }
+    expect_clean_finish(*lab_, counter_.get());
     ml_.reset();
     lab_.reset();
   }
@@ -83,12 +67,7 @@ class TcpMove : public ::testing::Test {
   }
 
   // Every move so far succeeded; returns them.
-  std::vector<MoveRecord> Moves(size_t expected) {
-    auto recs = ml_->mover().records();
-    EXPECT_EQ(recs.size(), expected);
-    for (const auto& r : recs) EXPECT_TRUE(r.ok) << r.from << " -> " << r.to << ": " << r.error;
-    return recs;
-  }
+  std::vector<MoveRecord> Moves(size_t expected) { return expect_moves_ok(ml_->mover(), expected); }
 
   // GET /data/<size>/<seed> on `c`; checks every byte; returns X-Served-By.
   std::string GetChecked(Client& c, uint64_t size, uint64_t seed) {

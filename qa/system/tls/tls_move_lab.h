@@ -10,7 +10,6 @@
 
 #include <fstream>
 #include <functional>
-#include <iostream>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -22,9 +21,9 @@
 #include "qa/lab/lab.h"
 #include "qa/lab/packet_counter.h"
 #include "qa/lab/run.h"
-#include "qa/lab/sockets.h"
 #include "qa/server/content.h"
 #include "qa/server/tls_stream.h"
+#include "qa/system/tcp/move_checks.h"
 #include "qa/system/tcp/move_lab.h"
 
 namespace xo::tcpmove::tlslab {
@@ -100,24 +99,7 @@ class TlsMove : public ::testing::Test {
 
   void TearDown() override {
     if (lab_) {
-      if (counter_) {
-        auto c = counter_->stop();
-        EXPECT_GT(c.tcp_in, 0u) << "the counter saw no traffic: it could not have seen an RST either";
-        if (expect_no_rst_) {
-          EXPECT_EQ(c.rst_in, 0u) << "RSTs reached the client";
-          EXPECT_EQ(c.rst_out, 0u) << "the client sent RSTs";
-        }
-        EXPECT_EQ(c.dropped, 0u) << "the wire counter lost frames; an RST may have gone unseen";
-      }
-      for (const char* host : {"frontend", "backend0", "client"}) {
-        auto left = lab::wait_no_connections(lab_->find(host)->ns);
-        ASSERT_TRUE(left.ok()) << left.error().to_string();
-        EXPECT_TRUE(left->empty()) << "sockets left on " << host << ":\n" << lab::to_string(*left);
-        if (!left->empty()) {
-          auto ss = lab::run_in(lab_->find(host)->ns, {"ss", "-tine"});
-          if (ss.ok()) std::cerr << ss->out;
-        }
-      }
+      expect_clean_finish(*lab_, counter_.get(), expect_no_rst_);
       ml_.reset();
       lab_.reset();
     }
@@ -134,12 +116,7 @@ class TlsMove : public ::testing::Test {
   }
 
   // Every move so far succeeded; returns them.
-  std::vector<MoveRecord> Moves(size_t expected) {
-    auto recs = ml_->mover().records();
-    EXPECT_EQ(recs.size(), expected);
-    for (const auto& r : recs) EXPECT_TRUE(r.ok) << r.from << " -> " << r.to << ": " << r.error;
-    return recs;
-  }
+  std::vector<MoveRecord> Moves(size_t expected) { return expect_moves_ok(ml_->mover(), expected); }
 
   std::vector<Resumed> ResumedStates() {
     std::lock_guard lock(mu_);

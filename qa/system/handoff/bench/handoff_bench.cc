@@ -171,21 +171,10 @@ class BenchClient {
     if (ctx_) SSL_CTX_free(ctx_);
   }
   Status connect(const std::string& ns, const std::string& ip, uint16_t port, bool tls) {
-    {
-      XO_ASSIGN_OR_RETURN(auto scope, lab::NetnsScope::enter(ns));
-      fd_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    }
-    if (!fd_) return sys_error("socket");
+    // A stalled connection fails the bench instead of hanging it.
+    XO_ASSIGN_OR_RETURN(fd_, lab::connect_from(ns, ip, port, std::chrono::seconds(10)));
     int one = 1;
     ::setsockopt(fd_.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    timeval tv{10, 0};  // a stalled connection fails the bench instead of hanging it
-    ::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ::setsockopt(fd_.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    ::inet_pton(AF_INET, ip.c_str(), &sa.sin_addr);
-    if (::connect(fd_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) return sys_error("connect");
     if (!tls) return {};
     ctx_ = SSL_CTX_new(TLS_client_method());
     if (!ctx_) return error("SSL_CTX_new");

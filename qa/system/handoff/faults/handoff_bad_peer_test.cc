@@ -70,19 +70,7 @@ class RawPeer {
       if (SSL_CTX_use_PrivateKey_file(ctx_, id.key_file.c_str(), SSL_FILETYPE_PEM) != 1)
         return error("load " + id.key_file);
     }
-    {
-      XO_ASSIGN_OR_RETURN(auto scope, lab::NetnsScope::enter(ns));
-      fd_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    }
-    if (!fd_) return sys_error("socket");
-    timeval tv{3, 0};  // every read and write is bounded
-    ::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ::setsockopt(fd_.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    ::inet_pton(AF_INET, ip.c_str(), &sa.sin_addr);
-    if (::connect(fd_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) return sys_error("connect");
+    XO_ASSIGN_OR_RETURN(fd_, lab::connect_from(ns, ip, port, std::chrono::seconds(3)));  // every read and write is bounded
     ssl_ = SSL_new(ctx_);
     SSL_set_fd(ssl_, fd_.get());
     if (SSL_connect(ssl_) != 1) return error("handshake failed", ECONNREFUSED);
