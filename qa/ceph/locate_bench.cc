@@ -14,22 +14,17 @@
 #include <string>
 #include <vector>
 
+#include "common/base/bench_report.h"
 #include "qa/ceph/ceph_lab_client.h"
 #include "rgw-xo/locator/locator.h"
 
 namespace {
+using xo::bench::percentile;
+using xo::bench::print_latency;
 
 using Clock = std::chrono::steady_clock;
 
-double pct(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
-}
 
-void emit(const char* name, const char* unit, const std::vector<double>& v, const std::string& what) {
-  std::printf("{\"name\": \"%s\", \"unit\": \"%s\", \"p50\": %.3f, \"p99\": %.3f, \"n\": %zu, \"what\": \"%s\"}\n", name,
-              unit, pct(v, 0.5), pct(v, 0.99), v.size(), what.c_str());
-}
 
 double us_since(Clock::time_point t0) { return std::chrono::duration<double, std::micro>(Clock::now() - t0).count(); }
 
@@ -107,13 +102,13 @@ int main(int argc, char** argv) {
       auto ex = xo::rgw::manifest_extents(*info.manifest, 0, info.size);
       cl.push_back(us_since(t0));
     }
-    std::fprintf(stderr, "detail: read_head (getxattrs+stat) p50 %.1f us, classify+extents p50 %.1f us\n", pct(rh, 0.5),
-                 pct(cl, 0.5));
+    std::fprintf(stderr, "detail: read_head (getxattrs+stat) p50 %.1f us, classify+extents p50 %.1f us\n", percentile(rh, 0.5),
+                 percentile(cl, 0.5));
   }
-  emit("locate.get", "us", get_us,
+  print_latency("locate.get", "us", get_us,
        "locate a whole " + std::to_string(first->head.size >> 20) + " MiB object: cached bucket, one RADOS round trip "
        "(getxattrs+stat), manifest decode, " + std::to_string(extents / iterations) + " extents with acting primaries");
-  emit("locate.xattr_baseline", "us", xattr_us, "bare librados getxattrs of the same head object, same run, interleaved");
+  print_latency("locate.xattr_baseline", "us", xattr_us, "bare librados getxattrs of the same head object, same run, interleaved");
 
   // Primary lookups over distinct names shaped like RGW tail objects.
   auto table = map->table();
@@ -132,7 +127,7 @@ int main(int argc, char** argv) {
       ns_per_lookup.push_back(std::chrono::duration<double, std::nano>(Clock::now() - t0).count() / kBatch);
     }
   }
-  emit("locate.primary", "ns", ns_per_lookup,
+  print_latency("locate.primary", "ns", ns_per_lookup,
        "acting primary of a RADOS object name (rjenkins hash, stable_mod, table) per lookup; batches of 1000 over "
        "1,000,000 distinct " + std::to_string(base.size() + 7) + "-byte names, 3 passes");
   std::fprintf(stderr, "locate_bench: checksum %ld\n", sink);

@@ -12,6 +12,7 @@
 #include <future>
 #include <thread>
 
+#include "common/base/bench_report.h"
 #include "common/handoff/channel/peer_client.h"
 #include "common/handoff/channel/server.h"
 #include "common/handoff/channel/tls_config.h"
@@ -36,12 +37,6 @@ struct NoopFlow : protocol::OriginFlow {
 
 pb::Offer offer(uint64_t id) { return xo::handoff::test::loopback_offer(id, std::string(4096, 's'), 1000); }
 
-void print(const char* name, std::vector<double> us, const char* what) {
-  std::sort(us.begin(), us.end());
-  auto pct = [&](double p) { return us[std::min(us.size() - 1, static_cast<size_t>(p * us.size()))]; };
-  std::printf("{\"name\":\"%s\",\"unit\":\"us\",\"p50\":%.1f,\"p99\":%.1f,\"n\":%zu,\"what\":\"%s\"}\n", name, pct(0.5),
-              pct(0.99), us.size(), what);
-}
 
 }  // namespace
 
@@ -103,8 +98,8 @@ int main() {
     if (i >= 100)
       commit.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
   }
-  print("handoff.control.rtt", rtt, "OFFER (4 KiB snapshot) to READY over mutual TLS 1.3, loopback, one connection");
-  print("handoff.control.commit", commit,
+  xo::bench::print_latency("handoff.control.rtt", "us", rtt, "OFFER (4 KiB snapshot) to READY over mutual TLS 1.3, loopback, one connection");
+  xo::bench::print_latency("handoff.control.commit", "us", commit,
         "OriginHandoff with no-op TCP/TLS/steer: start to GO sent (control plane only)");
   (*client)->stop();
   (*server)->stop();

@@ -20,10 +20,12 @@
 #include <string>
 #include <vector>
 
+#include "common/base/bench_report.h"
 #include "common/tcp/snapshot.h"
 #include "common/tcp/test/loopback.h"
 
 namespace {
+using xo::bench::print_latency;
 
 using namespace xo;
 using namespace xo::tcp;
@@ -39,13 +41,6 @@ constexpr int kWarmup = 200;
 
 double micros(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
 
-void report(const char* name, std::vector<double>& us, const char* what) {
-  std::sort(us.begin(), us.end());
-  auto pct = [&](double p) { return us[std::min(us.size() - 1, static_cast<size_t>(p * us.size()))]; };
-  std::printf("{\"name\":\"%s\",\"unit\":\"us\",\"p50\":%.2f,\"p99\":%.2f,\"n\":%zu,\"what\":\"%s\"}\n", name,
-              pct(0.50), pct(0.99), us.size(), what);
-  std::fflush(stdout);
-}
 
 // Captures `fd` n times (resume() in between, untimed); checks the queues.
 std::vector<double> bench_capture(int fd, int n, size_t send_q, size_t recv_q) {
@@ -117,10 +112,10 @@ int main(int argc, char** argv) {
     auto p = loopback_pair(AF_INET);
     if (!p.ok()) die("pair", p.error());
     auto cap = bench_capture(p->server.get(), n, 0, 0);
-    report("tcp.capture", cap, "capture() of an ESTABLISHED IPv4 loopback socket, empty queues");
+    print_latency("tcp.capture", "us", cap, "capture() of an ESTABLISHED IPv4 loopback socket, empty queues");
     Snapshot snap = capture_and_close(p->server);
     auto res = bench_restore(snap, n);
-    report("tcp.restore", res, "restore() of that snapshot (socket to repair off, window probe on), empty queues");
+    print_latency("tcp.restore", "us", res, "restore() of that snapshot (socket to repair off, window probe on), empty queues");
   }
   {
     auto p = loopback_pair(AF_INET);
@@ -133,10 +128,10 @@ int main(int argc, char** argv) {
     if (auto r = read_exactly(p->client.get(), out.size()); !r.ok()) die("setup", r.error());
     wait_ioctl(p->server.get(), SIOCOUTQNSD, 0, "SIOCOUTQNSD");
     auto cap = bench_capture(p->server.get(), n, out.size(), in.size());
-    report("tcp.capture.loaded", cap, "capture() with 64 KiB unacknowledged in the send queue and 1 KiB in the receive queue");
+    print_latency("tcp.capture.loaded", "us", cap, "capture() with 64 KiB unacknowledged in the send queue and 1 KiB in the receive queue");
     Snapshot snap = capture_and_close(p->server);
     auto res = bench_restore(snap, n);
-    report("tcp.restore.loaded", res, "restore() with 64 KiB unacknowledged in the send queue and 1 KiB in the receive queue");
+    print_latency("tcp.restore.loaded", "us", res, "restore() with 64 KiB unacknowledged in the send queue and 1 KiB in the receive queue");
   }
   // The namespace (and its nft table) disappears with this process.
   return 0;

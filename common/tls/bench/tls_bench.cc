@@ -31,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/base/bench_report.h"
 #include "common/base/fd.h"
 #include "common/tls/crypto.h"
 #include "common/tls/openssl_layer.h"
@@ -41,26 +42,17 @@ using namespace xo::tls;
 using Clock = std::chrono::steady_clock;
 
 namespace {
+using xo::bench::percentile;
+using xo::bench::print_latency;
+using xo::bench::print_value;
 
 void die(const std::string& why) {
   std::fprintf(stderr, "tls_bench: %s\n", why.c_str());
   std::exit(1);
 }
 
-double percentile(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, size_t(p * double(v.size())))];
-}
 
-void emit_latency(const char* name, const char* what, const std::vector<double>& us) {
-  std::printf("{\"name\":\"%s\",\"unit\":\"us\",\"p50\":%.3f,\"p99\":%.3f,\"n\":%zu,\"what\":\"%s\"}\n", name,
-              percentile(us, 0.5), percentile(us, 0.99), us.size(), what);
-}
 
-void emit_value(const std::string& name, const char* unit, double value, size_t n, const std::string& what) {
-  std::printf("{\"name\":\"%s\",\"unit\":\"%s\",\"value\":%.4f,\"n\":%zu,\"what\":\"%s\"}\n", name.c_str(), unit, value,
-              n, what.c_str());
-}
 
 // One server connection: OpenSSL client thread on the other end of a socket pair.
 struct Conn {
@@ -117,7 +109,7 @@ void bench_export_import() {
     encoded = std::move(bytes);
     SSL_free(c.client);
   }
-  emit_latency("tls.export", "freeze()+encode() of an OpenSSL 3.0 server connection after one request (TLS 1.3, keys derived in the keylog callback)", export_us);
+  print_latency("tls.export", "us", export_us, "freeze()+encode() of an OpenSSL 3.0 server connection after one request (TLS 1.3, keys derived in the keylog callback)");
 
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) die("socketpair");
@@ -132,7 +124,7 @@ void bench_export_import() {
     if (!layer) die("import: " + layer.error().to_string());
     if (i >= 100) import_us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
   }
-  emit_latency("tls.import", "decode()+make_userspace_layer() of that state (warm process)", import_us);
+  print_latency("tls.import", "us", import_us, "decode()+make_userspace_layer() of that state (warm process)");
   SSL_CTX_free(cctx);
 }
 
@@ -343,29 +335,29 @@ int main() {
     }
     std::string n = cipher_info(c.c).name;
     const std::string rounds = "; median of 5 x 0.5 s CPU time, interleaved with the other sides on one pinned core";
-    emit_value("tls.seal." + n, "GB/s", median(seal), seal.size(),
+    print_value("tls.seal." + n, "GB/s", median(seal), seal.size(),
                "XO record layer seal_into(), TLS 1.3, 16384 payload bytes per record (AEAD input 16385 with the "
                "inner content type), payload bytes per CPU second" + rounds);
-    emit_value("tls.seal_odd." + n, "GB/s", median(seal_odd), seal_odd.size(),
+    print_value("tls.seal_odd." + n, "GB/s", median(seal_odd), seal_odd.size(),
                "as tls.seal with 16383-byte payloads (AEAD input 16384)" + rounds);
-    emit_value("tls.open." + n, "GB/s", median(open), open.size(),
+    print_value("tls.open." + n, "GB/s", median(open), open.size(),
                "XO record layer open_into(), TLS 1.3, 16384 payload bytes per record, payload bytes per CPU second" +
                    rounds);
-    emit_value("tls.openssl." + n, "GB/s", median(ossl), ossl.size(),
+    print_value("tls.openssl." + n, "GB/s", median(ossl), ossl.size(),
                std::string("openssl speed -aead -evp ") + c.evp + " -bytes 16384 -seconds 1; median of 5, interleaved; " +
                    (c.gcm ? "OpenSSL 3.0.19 runs per block: IV length, re-key, 13-byte AAD, update, final"
                           : "OpenSSL 3.0.19 runs only EVP_EncryptUpdate per block (one endless AEAD message: no "
                             "nonce, Poly1305 key, AAD or tag per block)"));
-    emit_value("tls.evp_record." + n, "GB/s", median(record), record.size(),
+    print_value("tls.evp_record." + n, "GB/s", median(record), record.size(),
                "OpenSSL EVP sealing one AEAD record per 16384 bytes: new nonce, 13-byte AAD, in-place update, final, "
                "tag; no re-key" + rounds);
-    emit_value("tls.speed_replica." + n, "GB/s", median(replica), replica.size(),
+    print_value("tls.speed_replica." + n, "GB/s", median(replica), replica.size(),
                "the EVP call loop openssl speed runs for this cipher (see tls.openssl), in this process: equals "
                "tls.openssl when the process makes no difference" + rounds);
-    emit_value("tls.seal_vs_openssl." + n, "ratio", median(seal) / median(ossl), seal.size(),
+    print_value("tls.seal_vs_openssl." + n, "ratio", median(seal) / median(ossl), seal.size(),
                "median tls.seal / median tls.openssl (the issue's target >= 0.9): openssl speed does more work per "
                "block than a record layer for GCM (re-key) and less for ChaCha20-Poly1305 (no per-block AEAD)");
-    emit_value("tls.seal_vs_evp_record." + n, "ratio", median(seal) / median(record), seal.size(),
+    print_value("tls.seal_vs_evp_record." + n, "ratio", median(seal) / median(record), seal.size(),
                "median tls.seal / median tls.evp_record: the same per-record AEAD work on both sides (XO also "
                "encrypts the content-type byte it does not count)");
     std::fflush(stdout);

@@ -27,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/base/bench_report.h"
 #include "common/steer/ebpf_backend.h"
 #include "common/steer/hybrid_backend.h"
 #include "qa/lab/lab.h"
@@ -35,6 +36,8 @@
 
 namespace xo::steer::test {
 namespace {
+using xo::bench::print_latency;
+using xo::bench::print_value;
 
 using Clock = std::chrono::steady_clock;
 
@@ -52,19 +55,7 @@ void must(Status s, const char* what) {
   if (!s.ok()) die(std::string(what) + ": " + s.error().to_string());
 }
 
-void emit_latency(const char* name, std::vector<double> us, const char* what) {
-  std::sort(us.begin(), us.end());
-  auto pct = [&](double p) { return us[static_cast<size_t>(p * static_cast<double>(us.size() - 1))]; };
-  std::printf("{\"name\":\"%s\",\"unit\":\"us\",\"p50\":%.3f,\"p99\":%.3f,\"n\":%zu,\"what\":\"%s\"}\n", name, pct(0.5),
-              pct(0.99), us.size(), what);
-  std::fflush(stdout);
-}
 
-void emit_rate(const char* name, double value, uint64_t n, const char* what) {
-  std::printf("{\"name\":\"%s\",\"unit\":\"pps\",\"value\":%.0f,\"n\":%llu,\"what\":\"%s\"}\n", name, value,
-              static_cast<unsigned long long>(n), what);
-  std::fflush(stdout);
-}
 
 FlowKey flow_n(uint32_t n) {
   FlowKey f{*IpAddr::parse("198.18.1.0"), static_cast<uint16_t>(1024 + n % 60000), *IpAddr::parse("198.18.0.100"), 443};
@@ -104,9 +95,9 @@ void bench_map_ops(EbpfSteer& steer, uint32_t n) {
     del.push_back(us_since(t0));
     must(std::move(s), "delete");
   }
-  emit_latency("steer.ebpf.insert", ins, "EbpfSteer::insert of a new REDIRECT flow (one bpf map update), 10k distinct flows");
-  emit_latency("steer.ebpf.update", upd, "EbpfSteer::insert replacing an existing flow's entry");
-  emit_latency("steer.ebpf.delete", del, "EbpfSteer::remove of an existing flow");
+  print_latency("steer.ebpf.insert", "us", ins, "EbpfSteer::insert of a new REDIRECT flow (one bpf map update), 10k distinct flows");
+  print_latency("steer.ebpf.update", "us", upd, "EbpfSteer::insert replacing an existing flow's entry");
+  print_latency("steer.ebpf.delete", "us", del, "EbpfSteer::remove of an existing flow");
 }
 
 // A NIC that takes 2 ms per rule: the hybrid's caller must not feel it.
@@ -131,7 +122,7 @@ void bench_hybrid(const std::string& pin_dir, uint32_t n) {
     ins.push_back(us_since(t0));
     must(std::move(s), "hybrid insert");
   }
-  emit_latency("steer.hybrid.insert", ins,
+  print_latency("steer.hybrid.insert", "us", ins,
                "HybridSteer::insert: eBPF entry written + hardware insert queued (fake NIC at 2 ms/rule)");
   for (uint32_t i = 0; i < n; i++) (void)hybrid.remove(flow_n(i));  // cancels the queued inserts
 }
@@ -266,9 +257,9 @@ void bench_pps(const lab::Lab& lab, const BpffsMount& mount, double secs) {
                static_cast<unsigned long long>(sent_f), static_cast<unsigned long long>(got_f),
                static_cast<unsigned long long>(fc[XO_CNT_REDIRECT]));
   if (got_r == 0 || got_f == 0) die("no packets arrived at backend0");
-  emit_rate("steer.redirect.pps", static_cast<double>(got_r) / secs, got_r,
+  print_value("steer.redirect.pps", "pps", static_cast<double>(got_r) / secs, got_r,
             "TCP segments/s reaching backend0 via the frontend's tc ingress REDIRECT (veth, one sender thread)");
-  emit_rate("steer.forward.pps", static_cast<double>(got_f) / secs, got_f,
+  print_value("steer.forward.pps", "pps", static_cast<double>(got_f) / secs, got_f,
             "TCP segments/s reaching backend0 via the frontend's kernel IP forwarding, same lab and sender");
 }
 

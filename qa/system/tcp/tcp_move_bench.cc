@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/base/bench_report.h"
 #include "qa/lab/lab.h"
 #include "qa/lab/netns.h"
 #include "qa/lab/packet_counter.h"
@@ -21,19 +22,12 @@
 #include "qa/system/tcp/move_lab.h"
 
 namespace {
+using xo::bench::percentile;
+using xo::bench::print_latency;
 
 constexpr int kWarmUp = 4;  // moves not measured
 
-double pct(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  size_t i = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())));
-  return v[i];
-}
 
-void print_line(const char* name, const std::vector<double>& v, const char* what) {
-  std::printf("{\"name\":\"%s\",\"unit\":\"us\",\"p50\":%.1f,\"p99\":%.1f,\"n\":%zu,\"what\":\"%s\"}\n", name,
-              pct(v, 0.5), pct(v, 0.99), v.size(), what);
-}
 
 int fail(const std::string& why) {
   std::fprintf(stderr, "tcp_move_bench: %s\n", why.c_str());
@@ -95,18 +89,18 @@ int main(int argc, char** argv) {
   std::fprintf(stderr,
                "tcp_move_bench: p50 µs: block %.1f, capture %.1f, encode %.1f, decode %.1f, restore %.1f, "
                "deliver %.1f (prepare + unblock make up the rest)\n",
-               pct(block, 0.5), pct(capture, 0.5), pct(encode, 0.5), pct(decode, 0.5), pct(restore, 0.5),
-               pct(deliver, 0.5));
+               percentile(block, 0.5), percentile(capture, 0.5), percentile(encode, 0.5), percentile(decode, 0.5), percentile(restore, 0.5),
+               percentile(deliver, 0.5));
   std::fprintf(stderr, "tcp_move_bench: %d moves, client saw %lu TCP segments in, %lu RSTs\n", moves,
                static_cast<unsigned long>(c.tcp_in), static_cast<unsigned long>(c.rst_in + c.rst_out));
   if (c.rst_in + c.rst_out != 0) return fail("RSTs on the client's wire");
   if (c.dropped != 0) std::fprintf(stderr, "tcp_move_bench: the wire counter lost %lu frames\n",
                                    static_cast<unsigned long>(c.dropped));
-  print_line("tcp.move", total,
+  print_latency("tcp.move", "us", total,
              "a whole move of one live keep-alive connection between two lab namespaces (frontend<->backend0), "
              "between requests: nft block (libnftables), capture, encode, decode, restore in the other namespace, "
              "service address + client neighbour moved (libnl), unblock, window probe; the lab's FlowDiverter, not eBPF");
-  print_line("tcp.move.state", state,
+  print_latency("tcp.move.state", "us", state,
              "the TCP-state part of the same moves: capture + encode + decode + restore in the other namespace");
   return 0;
 }

@@ -47,6 +47,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/base/bench_report.h"
 #include "common/handoff/node/node.h"
 #include "common/handoff/test/pki.h"
 #include "common/steer/ebpf_backend.h"
@@ -57,6 +58,8 @@
 #include "qa/system/steer/steer_lab.h"
 
 namespace {
+
+using xo::bench::print_latency;
 
 using namespace xo;
 using namespace std::chrono_literals;
@@ -71,17 +74,7 @@ double us_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::micro>(b - a).count();
 }
 
-double pct(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
-}
 
-void print_line(const std::string& name, const std::vector<double>& v, const std::string& what) {
-  std::printf("{\"name\":\"%s\",\"unit\":\"us\",\"p50\":%.1f,\"p99\":%.1f,\"n\":%zu,\"what\":\"%s\"}\n", name.c_str(),
-              pct(v, 0.5), pct(v, 0.99), v.size(), what.c_str());
-  std::fflush(stdout);
-}
 
 int fail(const std::string& why) {
   std::fprintf(stderr, "handoff_bench: %s\n", why.c_str());
@@ -525,10 +518,10 @@ int main(int argc, char** argv) {
                                           "mutual-TLS 1.3 control channel, Nodes busy-polling " +
                                           std::to_string(polling.count()) + " us after work), one keep-alive ") +
                               proto + " connection, " + std::to_string(kBodyBytes) + "-byte responses";
-    print_line(std::string("handoff.") + proto, r->handoff,
+    print_latency(std::string("handoff.") + proto, "us", r->handoff,
                std::string("request in hand at the frontend (head read") + (tls ? ", TLS not yet frozen" : "") +
                    ") to the target's accept handler (GO received, BLOCK removed: the target may send)" + where);
-    print_line(std::string("return.") + proto, r->ret,
+    print_latency(std::string("return.") + proto, "us", r->ret,
                std::string("target calls give_back()") + (tls ? " (TLS already frozen)" : "") +
                    ", which first waits for the client's ACK of the response (the client ACKs at once: TCP_QUICKACK)," +
                    " to the frontend's return handler (connection restored, REDIRECT removed: the frontend may send)" +
@@ -536,7 +529,7 @@ int main(int argc, char** argv) {
     // Origin steps count from OriginHandoff's start, target steps from the
     // OFFER's (RETURN's) arrival; each line is the time since the step before.
     for (const auto& [name, v] : r->steps)
-      print_line(name, v,
+      print_latency(name, "us", v,
                  std::string("one step of the per-handoff Trace (time since the previous step), same ") + proto +
                      " runs as handoff." + proto + "/return." + proto);
   }
