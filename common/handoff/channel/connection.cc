@@ -73,6 +73,12 @@ uint64_t Connection::request(pb::Envelope request, std::chrono::milliseconds tim
       return fail_later(error("control channel to " + self->peer_host_id_ + " is closed", ENOTCONN));
     const uint64_t txn = request.txn();
     if (self->pending_.count(txn)) return fail_later(error("txn " + std::to_string(txn) + " already pending", EEXIST));
+    // The frame leaves first; the timeout is armed after (arming may
+    // reprogram the timerfd). An answer cannot overtake it: same thread.
+    const auto type = request.type();
+    self->enqueue(std::move(request));
+    if (self->closed_.load())  // the frame could not be encoded: the connection failed
+      return fail_later(error("control channel to " + self->peer_host_id_ + " is closed", ENOTCONN));
     auto timer = std::make_unique<asio::steady_timer>(self->stream_.get_executor(), timeout);
     timer->async_wait([weak = std::weak_ptr<Connection>(self), txn](boost::system::error_code ec) {
       auto me = weak.lock();
@@ -86,8 +92,7 @@ uint64_t Connection::request(pb::Envelope request, std::chrono::milliseconds tim
                         me->peer_host_id_ + ": no answer in time",
                     ETIMEDOUT));
     });
-    self->pending_.emplace(txn, Pending{request.type(), std::move(done), std::move(timer)});
-    self->enqueue(std::move(request));
+    self->pending_.emplace(txn, Pending{type, std::move(done), std::move(timer)});
   });
   return txn;
 }
@@ -181,12 +186,17 @@ void Connection::dispatch(pb::Envelope envelope) {
     if (it != pending_.end()) {
       Pending p = std::move(it->second);
       pending_.erase(it);
-      p.timer->cancel();
+      // The answer first, the timer after (cancelling may reprogram the
+      // timerfd): a READY's GO leaves inside done(). The timer cannot fire in
+      // between (same thread; its handler also finds no pending entry).
       if (!wire::answers(p.type, envelope.type()))
-        return p.done(error(std::string(wire::type_name(envelope.type())) + " does not answer " +
-                                std::string(wire::type_name(p.type)) + " txn " + std::to_string(envelope.txn()),
-                            wire::errc::kBadType));
-      return p.done(std::move(envelope));
+        p.done(error(std::string(wire::type_name(envelope.type())) + " does not answer " +
+                         std::string(wire::type_name(p.type)) + " txn " + std::to_string(envelope.txn()),
+                     wire::errc::kBadType));
+      else
+        p.done(std::move(envelope));
+      p.timer->cancel();
+      return;
     }
   }
   if (handlers_.on_message) handlers_.on_message(shared_from_this(), std::move(envelope));

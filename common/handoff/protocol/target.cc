@@ -71,12 +71,7 @@ void TargetHandoffs::on_offer(const std::shared_ptr<ControlLink>& link, const pb
     return refuse(*link, message, refusal->reason, refusal->detail);
   entry.flow = std::move(std::get<std::unique_ptr<TargetFlow>>(prepared));
   entry.origin_host = offer.origin_host();
-  entry.go_timer = std::make_unique<boost::asio::steady_timer>(
-      executor_, std::chrono::milliseconds(offer.ready_timeout_ms()) + options_.go_slack);
   const uint64_t flow_id = offer.flow_id();
-  entry.go_timer->async_wait([weak = weak_from_this(), flow_id](boost::system::error_code ec) {
-    if (auto self = weak.lock(); self && !ec) self->on_go_timeout(flow_id);
-  });
   auto& stored = flows_.emplace(flow_id, std::move(entry)).first->second;
 
   pb::Ready ready;
@@ -86,6 +81,13 @@ void TargetHandoffs::on_offer(const std::shared_ptr<ControlLink>& link, const pb
     return;
   }
   stored.trace.mark("ready_sent");
+  // Armed after READY is out (arming may reprogram the timerfd: not on the
+  // origin's critical path). Nothing can arrive in between: same thread.
+  stored.go_timer = std::make_unique<boost::asio::steady_timer>(
+      executor_, std::chrono::milliseconds(offer.ready_timeout_ms()) + options_.go_slack);
+  stored.go_timer->async_wait([weak = weak_from_this(), flow_id](boost::system::error_code ec) {
+    if (auto self = weak.lock(); self && !ec) self->on_go_timeout(flow_id);
+  });
 }
 
 void TargetHandoffs::on_go(const std::shared_ptr<ControlLink>& link, uint64_t flow_id) {
