@@ -9,8 +9,10 @@
 // a hop. The answers a Node waits for arrive within tens of µs of its own
 // last step, so it polls for `busy_poll` after work — the idle-poll window
 // of polling reactors (Seastar's --idle-poll-time-us, Linux's
-// net.core.busy_poll) — and yields the CPU on every empty poll, so it only
-// ever uses time no other runnable thread wants.
+// net.core.busy_poll) — and calls sched_yield() on every empty poll, so a
+// runnable thread on the same CPU (the daemon's workers) is not kept waiting
+// behind it. The cost: up to `busy_poll` of CPU after each event; a Node
+// busy all the time polls all the time.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
