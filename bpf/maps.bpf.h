@@ -23,6 +23,15 @@ struct {
   __uint(pinning, LIBBPF_PIN_BY_NAME);
 } xo_counters SEC(".maps");
 
+/* Dropped data segments for replay (struct xo_held_meta + packet). One perf
+ * ring per CPU, set up by the control plane that replays them. */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+  __uint(key_size, sizeof(__u32));
+  __uint(value_size, sizeof(__u32));
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} xo_held SEC(".maps");
+
 static __always_inline void xo_count(__u32 which) {
   __u64 *c = bpf_map_lookup_elem(&xo_counters, &which);
   if (c) *c += 1; /* per-CPU slot: no atomics needed */

@@ -33,6 +33,37 @@ static __always_inline int xo_skb_parse(struct __sk_buff *skb, struct xo_parsed 
   return xo_parse((void *)(long)skb->data, (void *)(long)skb->data_end, p);
 }
 
+/* A BLOCK drop of a segment that carries data or a FIN: hand a copy to the
+ * control plane (xo_held), which replays it once the flow is live again.
+ * Bare ACKs are not worth it: the next one supersedes them. */
+static __always_inline void xo_hold(struct __sk_buff *skb, const struct xo_parsed *p, __u64 owner) {
+  /* Offsets re-derived from the headers (bounded for the verifier); the
+   * parser accepted only Ethernet + IPv4/IPv6 + TCP. */
+  void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
+  struct ethhdr *eth = data;
+  if ((void *)(eth + 1) > data_end) return;
+  __u32 l4_off, ip_end; /* ip_end: the frame may be padded past the IP packet */
+  if (p->key.family == AF_INET) {
+    struct iphdr *ip = (void *)(eth + 1);
+    if ((void *)(ip + 1) > data_end) return;
+    l4_off = sizeof(*eth) + ip->ihl * 4;
+    ip_end = sizeof(*eth) + bpf_ntohs(ip->tot_len);
+  } else {
+    struct ipv6hdr *ip6 = (void *)(eth + 1);
+    if ((void *)(ip6 + 1) > data_end) return;
+    l4_off = sizeof(*eth) + sizeof(*ip6);
+    ip_end = l4_off + bpf_ntohs(ip6->payload_len);
+  }
+  l4_off &= 0xff;
+  struct tcphdr *tcp = data + l4_off;
+  if ((void *)(tcp + 1) > data_end) return;
+  if (ip_end <= l4_off + tcp->doff * 4 && !tcp->fin) return; /* a bare ACK */
+  if (ip_end > skb->len) return;
+  struct xo_held_meta meta = {.owner = owner, .l3_off = sizeof(*eth), .len = ip_end};
+  __u64 flags = BPF_F_CURRENT_CPU | ((__u64)(ip_end & 0xffff) << 32);
+  if (bpf_perf_event_output(skb, &xo_held, flags, &meta, sizeof(meta)) == 0) xo_count(XO_CNT_HELD);
+}
+
 SEC("tc")
 int xo_tc_ingress(struct __sk_buff *skb) {
   struct xo_parsed p;
@@ -48,6 +79,7 @@ int xo_tc_ingress(struct __sk_buff *skb) {
   xo_account(v, skb->len);
   if (v->action == XO_ACTION_BLOCK) {
     xo_count(XO_CNT_BLOCK);
+    xo_hold(skb, &p, v->owner);
     return TC_ACT_SHOT;
   }
   if (v->action != XO_ACTION_REDIRECT) return XO_TC_NEXT; /* SNAT is egress-only */

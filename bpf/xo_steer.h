@@ -41,6 +41,16 @@ struct xo_flow_value {
   __u64 bytes;
 };
 
+/* What the ingress program reports for each data segment (payload or FIN)
+ * it drops because of a BLOCK entry, ahead of the packet from its IP header
+ * on (perf event output, map xo_held): the control plane replays it into the
+ * socket once the flow is live again, so the client need not retransmit. */
+struct xo_held_meta {
+  __u64 owner;   /* the BLOCK entry's owner tag (the flow id) */
+  __u32 l3_off;  /* offset of the IP header in the sample's packet bytes */
+  __u32 len;     /* packet bytes that follow (L2 header included) */
+};
+
 /* Per-CPU counters, one array slot each. */
 enum xo_counter {
   XO_CNT_MISS = 0,     /* parsed TCP packet without an entry: passed on */
@@ -49,6 +59,7 @@ enum xo_counter {
   XO_CNT_SNAT,         /* source rewritten */
   XO_CNT_ERROR,        /* a rewrite/redirect helper failed: packet dropped */
   XO_CNT_NOT_TCP,      /* not IPv4/IPv6 TCP (or fragment, IPv6 ext header): passed */
+  XO_CNT_HELD,         /* a BLOCK-dropped data segment reported for replay */
   XO_CNT_MAX,
 };
 

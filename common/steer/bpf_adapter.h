@@ -56,6 +56,7 @@ class BpfAdapter {
   Result<bool> lookup(const xo_flow_key& key, xo_flow_value* value);
   Result<std::vector<std::pair<xo_flow_key, xo_flow_value>>> dump();
   Result<BpfCounters> counters();  // summed over CPUs
+  int held_map_fd() const { return held_.get(); }  // xo_held (held_packets.h)
 
  private:
   BpfAdapter() = default;
@@ -63,7 +64,7 @@ class BpfAdapter {
 
   std::string pin_dir_;
   bool loaded_fresh_ = false;
-  UniqueFd flows_, counters_;
+  UniqueFd flows_, counters_, held_;
   UniqueFd tc_ingress_, tc_egress_, xdp_ingress_;
 };
 

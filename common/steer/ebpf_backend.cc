@@ -22,6 +22,9 @@ Result<std::unique_ptr<EbpfSteer>> EbpfSteer::open(const EbpfOptions& options) {
     all_adopted = all_adopted && *r;
   }
   s->adopted_ = all_adopted;
+  if (options.hold_blocked) {
+    XO_ASSIGN_OR_RETURN(s->held_, HeldPackets::open(s->adapter_->held_map_fd()));
+  }
   return s;
 }
 
@@ -31,6 +34,8 @@ Status EbpfSteer::insert(const SteerEntry& entry) {
 }
 
 Status EbpfSteer::remove(const FlowKey& flow) { return adapter_->erase(to_bpf_key(flow)); }
+
+std::vector<std::string> EbpfSteer::take_held(uint64_t owner) { return held_ ? held_->take(owner) : std::vector<std::string>{}; }
 
 Result<bool> EbpfSteer::contains(const FlowKey& flow) {
   xo_flow_value v{};

@@ -10,6 +10,7 @@
 
 #include "common/steer/backend.h"
 #include "common/steer/bpf_adapter.h"
+#include "common/steer/held_packets.h"
 
 namespace xo::steer {
 
@@ -20,6 +21,10 @@ struct EbpfOptions {
   // wants tc ingress (BLOCK) and tc egress (SNAT). Empty: attach nothing
   // (map access only, e.g. the operator CLI listing flows).
   std::vector<Hook> hooks;
+  // Keep the data segments the ingress program drops for BLOCK entries, for
+  // take_held(). Only the process that moves connections on this host: the
+  // last reader to open the map gets them.
+  bool hold_blocked = false;
 };
 
 class EbpfSteer final : public SteerBackend {
@@ -30,6 +35,7 @@ class EbpfSteer final : public SteerBackend {
   Status remove(const FlowKey& flow) override;
   Result<std::vector<ListedEntry>> list() override;
   std::string name() const override { return "ebpf"; }
+  std::vector<std::string> take_held(uint64_t owner) override;
 
   Result<bool> contains(const FlowKey& flow);
   Result<BpfCounters> counters() { return adapter_->counters(); }
@@ -45,6 +51,7 @@ class EbpfSteer final : public SteerBackend {
   int ifindex_ = 0;
   bool adopted_ = false;
   std::unique_ptr<BpfAdapter> adapter_;
+  std::unique_ptr<HeldPackets> held_;
 };
 
 }  // namespace xo::steer

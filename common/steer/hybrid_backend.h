@@ -60,6 +60,8 @@ class HybridSteer final : public SteerBackend {
   // Blocks until the worker has nothing queued or in flight (tests, shutdown).
   void drain();
   SteerBackend& ebpf() { return *ebpf_; }
+  // BLOCK entries live in eBPF only.
+  std::vector<std::string> take_held(uint64_t owner) override { return ebpf_->take_held(owner); }
 
  private:
   struct FlowState {

@@ -157,7 +157,7 @@ int run(const Args& a) {
   } else if (a.command == "counters") {
     auto c = steer.counters();
     if (!c.ok()) return fail(c.error());
-    const char* names[XO_CNT_MAX] = {"miss", "block", "redirect", "snat", "error", "not_tcp"};
+    const char* names[XO_CNT_MAX] = {"miss", "block", "redirect", "snat", "error", "not_tcp", "held"};
     for (int i = 0; i < XO_CNT_MAX; i++) std::printf("%s %llu\n", names[i], static_cast<unsigned long long>((*c)[i]));
   } else if (a.command == "attach") {
     std::printf("%s\n", steer.adopted() ? "adopted" : "attached");

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include <cstring>
+#include <string>
 
 #include "common/base/fd.h"
 
@@ -120,6 +121,51 @@ Status inject_segment(const InjectedSegment& seg) {
   to.sin_family = AF_INET;
   to.sin_addr = dst.sin_addr;
   return send_raw(AF_INET, &pkt, sizeof(pkt), reinterpret_cast<sockaddr*>(&to), sizeof(to));
+}
+
+Status replay_packet(std::string_view ip_packet, const Endpoint& to) {
+  std::string pkt(ip_packet);
+  auto* bytes = reinterpret_cast<uint8_t*>(pkt.data());
+  if (pkt.size() < sizeof(iphdr)) return error("replay: packet too short", EINVAL);
+  const int version = bytes[0] >> 4;
+  size_t l4 = 0;
+  uint32_t acc = 0;
+  if (version == 4 && to.family() == AF_INET) {
+    auto* ip = reinterpret_cast<iphdr*>(bytes);
+    l4 = ip->ihl * 4u;
+    if (ip->protocol != IPPROTO_TCP || l4 < sizeof(iphdr) || ntohs(ip->tot_len) != pkt.size())
+      return error("replay: not a whole IPv4 TCP packet", EINVAL);
+    ip->daddr = reinterpret_cast<const sockaddr_in&>(to.addr).sin_addr.s_addr;
+    ip->check = 0;  // the kernel fills it (IP_HDRINCL)
+    acc = sum16(&ip->saddr, 4);
+    acc = sum16(&ip->daddr, 4, acc);
+  } else if (version == 6 && to.family() == AF_INET6) {
+    auto* ip6 = reinterpret_cast<ip6_hdr*>(bytes);
+    l4 = sizeof(ip6_hdr);
+    if (pkt.size() < l4 || ip6->ip6_nxt != IPPROTO_TCP || ntohs(ip6->ip6_plen) + l4 != pkt.size())
+      return error("replay: not a whole IPv6 TCP packet", EINVAL);
+    ip6->ip6_dst = reinterpret_cast<const sockaddr_in6&>(to.addr).sin6_addr;
+    acc = sum16(&ip6->ip6_src, 16);
+    acc = sum16(&ip6->ip6_dst, 16, acc);
+  } else {
+    return error("replay: IP version does not match the destination", EINVAL);
+  }
+  if (pkt.size() < l4 + sizeof(tcphdr)) return error("replay: truncated TCP header", EINVAL);
+  auto* th = reinterpret_cast<tcphdr*>(bytes + l4);
+  const size_t tcp_len = pkt.size() - l4;
+  th->check = 0;
+  acc += static_cast<uint32_t>(tcp_len) + IPPROTO_TCP;
+  th->check = htons(fold(sum16(th, tcp_len, acc)));
+  if (version == 4) {
+    sockaddr_in dst{};
+    dst.sin_family = AF_INET;
+    dst.sin_addr = reinterpret_cast<const sockaddr_in&>(to.addr).sin_addr;
+    return send_raw(AF_INET, pkt.data(), pkt.size(), reinterpret_cast<sockaddr*>(&dst), sizeof dst);
+  }
+  sockaddr_in6 dst{};
+  dst.sin6_family = AF_INET6;
+  dst.sin6_addr = reinterpret_cast<const sockaddr_in6&>(to.addr).sin6_addr;
+  return send_raw(AF_INET6, pkt.data(), pkt.size(), reinterpret_cast<sockaddr*>(&dst), sizeof dst);
 }
 
 }  // namespace xo::tcp

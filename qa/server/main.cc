@@ -146,8 +146,9 @@ int main(int argc, char** argv) {
   std::unique_ptr<xo::testserver::OffloadHook> hook;
   if (!a.node_id.empty()) {
     if (a.pki.empty() || a.control.empty() || a.pin_dir.empty()) return usage();
+    // hold_blocked: segments dropped while a connection moves are replayed.
     auto opened = xo::steer::EbpfSteer::open(
-        {a.pin_dir, a.dev, {xo::steer::Hook::kTcIngress, xo::steer::Hook::kTcEgress}});
+        {a.pin_dir, a.dev, {xo::steer::Hook::kTcIngress, xo::steer::Hook::kTcEgress}, /*hold_blocked=*/true});
     if (!opened.ok()) return fail(opened.error());
     steer = std::move(*opened);
     xo::handoff::node::NodeConfig cfg;
@@ -240,14 +241,16 @@ int main(int argc, char** argv) {
     auto h = hook->stats();
     auto n = node->stats();
     size_t entries = 0;
+    uint64_t held = 0;  // segments the ingress program dropped for a BLOCK and reported for replay
+    if (auto c = steer->counters(); c.ok()) held = (*c)[XO_CNT_HELD];
     if (auto list = node->steering_entries(); list.ok()) entries = list->size();
     node->stop();
     std::printf(
         "stats offered=%lu offloaded=%lu served_locally=%lu lost=%lu accepted=%lu given_back=%lu kept=%lu "
         "dropped=%lu closed_here=%lu taken_back=%lu ended_at_target=%lu refusals=%lu rollbacks=%lu discarded=%lu "
-        "flows_out=%lu flows_in=%lu steer_errors=%lu steer_entries=%zu\n",
+        "flows_out=%lu flows_in=%lu steer_errors=%lu steer_entries=%zu replayed=%lu held=%lu\n",
         h.offered, h.offloaded, h.served_locally, h.lost, h.accepted, h.given_back, h.kept, h.dropped, h.closed_here, h.taken_back,
-        h.ended_at_target, n.refusals, n.rollbacks, n.discarded, n.flows_out, n.flows_in, n.steer_errors, entries);
+        h.ended_at_target, n.refusals, n.rollbacks, n.discarded, n.flows_out, n.flows_in, n.steer_errors, entries, n.replayed, held);
     std::fflush(stdout);
   }
   return 0;

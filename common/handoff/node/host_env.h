@@ -6,7 +6,9 @@
 #include <chrono>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "common/handoff/node/node.h"
 
@@ -36,13 +38,22 @@ class HostEnv {
   void remove_later(const steer::FlowKey& key, uint64_t owner);
   uint64_t steer_errors() const { return steer_errors_.load(); }
 
+  // Client segments this host's BLOCK entries of `owner` dropped (IP packets).
+  std::vector<std::string> take_held(uint64_t owner) { return config_.steer->take_held(owner); }
+  // Replays held segments of `flow` into the socket now bound to `to` (this
+  // host's address for it). A packet that is not the client's segment of
+  // this flow (addresses, ports) is skipped: a peer cannot inject into
+  // another connection. Returns how many were replayed.
+  size_t replay_held(const std::vector<std::string>& packets, const FlowInfo& flow, const steer::IpAddr& to);
+  uint64_t replayed() const { return replayed_.load(); }
+
   // Runs `fn` on the Node's thread after `delay` (set by the Node).
   using Defer = std::function<void(std::chrono::milliseconds delay, std::function<void()> fn)>;
   void set_defer(Defer defer) { defer_ = std::move(defer); }
 
  private:
   const NodeConfig& config_;
-  std::atomic<uint64_t> steer_errors_{0};
+  std::atomic<uint64_t> steer_errors_{0}, replayed_{0};
   Defer defer_;
   std::mutex mu_;
   std::unordered_map<steer::FlowKey, uint64_t, steer::FlowKeyHash> owners_;  // entries inserted by this process

@@ -7,6 +7,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <fcntl.h>
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
 
@@ -30,6 +31,7 @@
 #include "common/handoff/protocol/origin.h"
 #include "common/handoff/protocol/return.h"
 #include "common/handoff/protocol/target.h"
+#include "common/handoff/wire/limits.h"
 #include "common/handoff/wire/messages.h"
 
 namespace xo::handoff::node {
@@ -101,6 +103,15 @@ class Node::Impl {
     FlowInfo flow;
   };
   std::map<uint64_t, FlowOut> flows_out_;      // offloaded from here, by flow id
+  // Taken back, until the target's HELD (what its BLOCK dropped) is in: a dup
+  // of the socket keeps it open meanwhile, so a replay meets the connection
+  // even if the application closed it (never a reset from a missing socket).
+  struct AwaitingHeld {
+    std::string from_host;
+    FlowInfo flow;
+    UniqueFd keep_open;
+  };
+  std::map<uint64_t, AwaitingHeld> awaiting_held_;
   std::map<uint64_t, FlowInfo> flows_in_;      // served here
   std::map<uint64_t, std::function<void()>> deferred_;  // timed work, run at stop() at the latest
   uint64_t deferred_seq_ = 0;
@@ -127,6 +138,7 @@ class Node::Impl {
   void accepted(AcceptedConnection conn);
   void returned(ReturnedConnection conn);
   void ended_at_target(uint64_t flow_id, const std::string& host);
+  void held_at_target(const pb::Held& held, const std::string& host);
   bool owns(uint64_t flow_id, const std::string& host);
   void target_done(uint64_t flow_id) {
     if (targets_) targets_->finished(flow_id);
@@ -268,6 +280,7 @@ void Node::Impl::dispatch(const channel::ConnectionPtr& conn, pb::Envelope messa
     case pb::TYPE_QUERY_COMMITTED: (void)protocol::answer_query_committed(*link, message, commits_); return;
     case pb::TYPE_READY: (void)protocol::refuse_late_ready(*link, message, counters_); return;
     case pb::TYPE_CLOSED: return ended_at_target(message.closed().flow_id(), conn->peer_host_id());
+    case pb::TYPE_HELD: return held_at_target(message.held(), conn->peer_host_id());
     default: return;
   }
 }
@@ -307,6 +320,19 @@ void Node::Impl::ended_at_target(uint64_t flow_id, const std::string& host) {
   if (handler) handler(*flow, host);
 }
 
+void Node::Impl::held_at_target(const pb::Held& held, const std::string& host) {
+  std::optional<AwaitingHeld> awaiting;
+  {
+    std::lock_guard lock(mu_);
+    auto it = awaiting_held_.find(held.flow_id());
+    // Only from the host that gave this flow back.
+    if (it == awaiting_held_.end() || it->second.from_host != host) return;
+    awaiting = std::move(it->second);
+    awaiting_held_.erase(it);
+  }
+  env_.replay_held({held.packets().begin(), held.packets().end()}, awaiting->flow, awaiting->flow.service_ip);
+}  // the dup closes here
+
 void Node::Impl::accepted(AcceptedConnection conn) {
   AcceptHandler handler;
   {
@@ -322,12 +348,22 @@ void Node::Impl::accepted(AcceptedConnection conn) {
 }
 
 void Node::Impl::returned(ReturnedConnection conn) {
+  // DONE goes out next; the target answers with HELD: what its BLOCK dropped
+  // while the flow came back (often the client's next request), replayed
+  // into this socket. Without one in time (a target that died) the client
+  // resends what is missing.
+  const uint64_t id = conn.flow.flow_id;
   ReturnHandler handler;
   {
     std::lock_guard lock(mu_);
-    flows_out_.erase(conn.flow.flow_id);
+    flows_out_.erase(id);
+    awaiting_held_[id] = {conn.from_host, conn.flow, UniqueFd(::fcntl(conn.socket.get(), F_DUPFD_CLOEXEC, 0))};
     handler = on_return_;
   }
+  defer(config_.held_timeout, [this, id] {
+    std::lock_guard lock(mu_);
+    awaiting_held_.erase(id);
+  });
   record({HandoffRecord::Kind::kTakeBack, conn.flow, conn.from_host, "taken-back", std::nullopt, conn.trace});
   if (handler) return handler(std::move(conn));
   // Nobody serves returned connections here: close it (FIN).
@@ -606,6 +642,7 @@ NodeStats Node::stats() const {
   s.returns = c.returns;
   s.steer_errors = impl_->env_.steer_errors();
   s.closed = impl_->closed_.load();
+  s.replayed = impl_->env_.replayed();
   s.ended = impl_->ended_.load();
   std::lock_guard lock(impl_->mu_);
   s.flows_out = impl_->flows_out_.size();

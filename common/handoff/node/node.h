@@ -92,6 +92,9 @@ struct NodeConfig {
   // byte sent, so no unacknowledged data has to travel (it would wait for a
   // retransmission timeout on the frontend).
   std::chrono::milliseconds return_drain{100};
+  // frontend: how long a taken-back socket is kept open (a dup) for the
+  // target's HELD, sent right after DONE (node.cc, AwaitingHeld).
+  std::chrono::milliseconds held_timeout{50};
   // After each piece of work the Node's thread keeps polling this long
   // before it sleeps (io_loop.h): the next control message of a handoff
   // then meets an awake thread instead of a ~25 µs wake-up per hop. Empty
@@ -205,6 +208,7 @@ struct NodeStats {
   uint64_t steer_errors = 0;  // entries that could not be removed (left to reconcile)
   uint64_t closed = 0;        // target: accepted connections that ended here (close())
   uint64_t ended = 0;         // frontend: offloaded connections that ended at their target (CLOSED)
+  uint64_t replayed = 0;      // client segments a BLOCK dropped, replayed into the socket (held_packets.h)
 };
 
 class Node {

@@ -23,6 +23,7 @@ class SocketOriginFlow final : public protocol::OriginFlow {
 
   Result<protocol::FrozenState> freeze() override;
   Status redirect(const std::string& target_host) override;
+  std::vector<std::string> take_held() override { return env_.take_held(flow_.flow_id); }
   void release() override;
   Status thaw() override;
 

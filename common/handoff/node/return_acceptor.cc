@@ -39,6 +39,9 @@ Status SocketReturnAcceptor::take_back(const pb::Return& ret, const std::string&
   conn.socket = std::move(*fd);
   conn.trace.mark("restore");
   env_.remove(key, conn.flow.flow_id);  // local delivery again
+  // Client segments our BLOCK dropped during the restore (the target sends
+  // what its own BLOCK dropped after DONE: HELD).
+  env_.replay_held(env_.take_held(conn.flow.flow_id), conn.flow, conn.flow.service_ip);
   elicit_ack_if_unacked(conn.socket.get());
   conn.trace.mark("unsteer");
   deliver_(std::move(conn));

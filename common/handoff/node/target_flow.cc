@@ -17,7 +17,7 @@ class SocketTargetFlow final : public protocol::TargetFlow {
     if (!done_) discard();
   }
 
-  void serve() override {
+  void serve(std::vector<std::string> held) override {
     done_ = true;
     // GO: the commit point. Replies may leave now (SNAT, kept until the
     // connection is given back or closed); then the ingress BLOCK goes.
@@ -30,6 +30,11 @@ class SocketTargetFlow final : public protocol::TargetFlow {
                      conn_.flow.to_string().c_str(), st.error().to_string().c_str());
     }
     env_.remove(target_ingress_key(conn_.flow, target_ip_), conn_.flow.flow_id);
+    // What the BLOCKs dropped meanwhile, the origin's (from GO) and ours,
+    // goes into the socket now instead of waiting for the client to resend.
+    auto ours = env_.take_held(conn_.flow.flow_id);
+    held.insert(held.end(), std::make_move_iterator(ours.begin()), std::make_move_iterator(ours.end()));
+    env_.replay_held(held, conn_.flow, target_ip_);
     elicit_ack_if_unacked(conn_.socket.get());
     conn_.trace.mark("serve");
     serve_(std::move(conn_));

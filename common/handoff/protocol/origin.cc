@@ -3,6 +3,7 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 
+#include "common/handoff/wire/limits.h"
 #include "common/handoff/wire/messages.h"
 
 namespace xo::handoff::protocol {
@@ -97,6 +98,11 @@ void OriginHandoff::on_answer(Result<pb::Envelope> answer) {
   commits_.record(spec_.flow_id);
   pb::Go go;
   go.set_flow_id(spec_.flow_id);
+  // The REDIRECT is in: nothing more is dropped here for this flow.
+  for (auto& packet : flow_->take_held()) {
+    if (static_cast<size_t>(go.held_size()) == wire::kMaxHeldPackets) break;  // the client resends the rest
+    if (packet.size() <= wire::kMaxHeldPacketBytes && !packet.empty()) go.add_held(std::move(packet));
+  }
   // A GO lost with the channel is recovered by the target's QUERY_COMMITTED.
   (void)link_->send(wire::wrap(go, txn_));
   trace_.mark("go_sent");

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 #include <variant>
 
 #include "common/base/result.h"
@@ -34,6 +35,9 @@ class OriginFlow {
   virtual Result<FrozenState> freeze() = 0;
   // Steer the flow to the target (REDIRECT replaces this host's BLOCK entry).
   virtual Status redirect(const std::string& target_host) = 0;
+  // After redirect(): client segments this host's BLOCK dropped meanwhile
+  // (IP packets), for the target to replay. They travel in GO.
+  virtual std::vector<std::string> take_held() { return {}; }
   // Close the repair-mode socket: no FIN, no RST, the connection lives on the target.
   virtual void release() = 0;
   // Roll back before GO: leave repair mode, remove the BLOCK (and a REDIRECT
@@ -46,7 +50,9 @@ class TargetFlow {
  public:
   virtual ~TargetFlow() = default;
   // GO arrived (or the origin confirmed the commit): unblock and serve.
-  virtual void serve() = 0;
+  // `held`: client segments the origin's BLOCK dropped (GO.held), to replay
+  // along with those this host's BLOCK dropped.
+  virtual void serve(std::vector<std::string> held) = 0;
   // Not committed: drop the restored socket silently (repair mode, no FIN or
   // RST) and remove this host's BLOCK and SNAT entries.
   virtual void discard() = 0;
@@ -78,6 +84,9 @@ class ReturningFlow {
   // DONE, or the RETURN's fate is unknown: close the repair-mode socket
   // silently and remove this host's BLOCK and SNAT entries.
   virtual void release() = 0;
+  // DONE arrived: client segments this host's BLOCK dropped while the flow
+  // went back (IP packets). They go to the frontend in HELD.
+  virtual std::vector<std::string> take_held() { return {}; }
   // The RETURN was refused or never sent: this host still owns the
   // connection (the frontend's REDIRECT still points here); remove the BLOCK.
   virtual Status thaw() = 0;

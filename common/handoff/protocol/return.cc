@@ -3,6 +3,7 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 
+#include "common/handoff/wire/limits.h"
 #include "common/handoff/wire/messages.h"
 
 namespace xo::handoff::protocol {
@@ -54,7 +55,8 @@ void ReturnHandoff::run() {
   if (auto st = wire::validate(ret); !st.ok()) return keep(annotate(st.take_error(), "return"));
   link_->request(wire::wrap(std::move(ret)), spec_.done_timeout,
                  [self = shared_from_this()](Result<pb::Envelope> answer) {
-                   boost::asio::post(self->executor_, [self, answer = std::move(answer)]() mutable {
+                   // dispatch: a DONE arriving on this thread is answered with HELD at once.
+                   boost::asio::dispatch(self->executor_, [self, answer = std::move(answer)]() mutable {
                      self->on_answer(std::move(answer));
                    });
                  });
@@ -78,6 +80,16 @@ void ReturnHandoff::on_answer(Result<pb::Envelope> answer) {
     flow_->release();  // a confused frontend: do not risk two senders
     return finish(ReturnOutcome::kDropped, error("frontend answered for another flow", EPROTO));
   }
+  // The frontend hands the connection to its application once HELD is in:
+  // what our BLOCK dropped (often the client's next request) is replayed into
+  // the socket first. Sent even when empty; local cleanup comes after.
+  pb::Held held;
+  held.set_flow_id(spec_.flow_id);
+  for (auto& packet : flow_->take_held()) {
+    if (static_cast<size_t>(held.packets_size()) == wire::kMaxHeldPackets) break;  // the client resends the rest
+    if (!packet.empty() && packet.size() <= wire::kMaxHeldPacketBytes) held.add_packets(std::move(packet));
+  }
+  (void)link_->send(wire::wrap(std::move(held), spec_.flow_id));
   flow_->release();
   trace_.mark("release");
   ++counters_.returns;

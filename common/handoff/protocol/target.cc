@@ -28,7 +28,7 @@ void TargetHandoffs::on_message(std::shared_ptr<ControlLink> link, pb::Envelope 
 void TargetHandoffs::handle(const std::shared_ptr<ControlLink>& link, pb::Envelope message) {
   switch (message.type()) {
     case pb::TYPE_OFFER: return on_offer(link, message);
-    case pb::TYPE_GO: return on_go(link, message.go().flow_id());
+    case pb::TYPE_GO: return on_go(link, message.go());
     case pb::TYPE_ABORT: return on_abort(link, message.abort().flow_id());
     case pb::TYPE_RECONCILE: {
       pb::ReconcileAnswer answer;
@@ -90,13 +90,14 @@ void TargetHandoffs::on_offer(const std::shared_ptr<ControlLink>& link, const pb
   });
 }
 
-void TargetHandoffs::on_go(const std::shared_ptr<ControlLink>& link, uint64_t flow_id) {
+void TargetHandoffs::on_go(const std::shared_ptr<ControlLink>& link, const pb::Go& go) {
+  const uint64_t flow_id = go.flow_id();
   auto it = flows_.find(flow_id);
   // A GO for a flow already discarded cannot be honoured: the client will see
   // a reset, never bytes from two hosts.
   if (it == flows_.end() || it->second.origin_host != link->peer_host_id()) return;
   if (it->second.state == TargetState::kServing) return;
-  serve(flow_id, it->second);
+  serve(flow_id, it->second, {go.held().begin(), go.held().end()});
 }
 
 void TargetHandoffs::on_abort(const std::shared_ptr<ControlLink>& link, uint64_t flow_id) {
@@ -117,18 +118,19 @@ void TargetHandoffs::on_go_timeout(uint64_t flow_id) {
     boost::asio::post(self->executor_, [self, flow_id, committed = std::move(committed)] {
       auto it = self->flows_.find(flow_id);
       if (it == self->flows_.end() || it->second.state != TargetState::kQuerying) return;
-      if (committed.ok() && *committed) return self->serve(flow_id, it->second);
+      // (GO was lost: so were the segments it carried; the client resends them.)
+      if (committed.ok() && *committed) return self->serve(flow_id, it->second, {});
       self->discard(flow_id);  // no "committed" answer: drop silently
     });
   });
 }
 
-void TargetHandoffs::serve(uint64_t, Entry& entry) {
+void TargetHandoffs::serve(uint64_t, Entry& entry, std::vector<std::string> held) {
   if (entry.go_timer) entry.go_timer->cancel();
   entry.state = TargetState::kServing;
   entry.trace.mark("serve");
   ++counters_.served;
-  entry.flow->serve();
+  entry.flow->serve(std::move(held));
 }
 
 void TargetHandoffs::discard(uint64_t flow_id) {

@@ -57,10 +57,10 @@ class TargetHandoffs : public std::enable_shared_from_this<TargetHandoffs> {
                  Counters& counters, TargetOptions options);
   void handle(const std::shared_ptr<ControlLink>& link, pb::Envelope message);
   void on_offer(const std::shared_ptr<ControlLink>& link, const pb::Envelope& message);
-  void on_go(const std::shared_ptr<ControlLink>& link, uint64_t flow_id);
+  void on_go(const std::shared_ptr<ControlLink>& link, const pb::Go& go);
   void on_abort(const std::shared_ptr<ControlLink>& link, uint64_t flow_id);
   void on_go_timeout(uint64_t flow_id);
-  void serve(uint64_t flow_id, Entry& entry);
+  void serve(uint64_t flow_id, Entry& entry, std::vector<std::string> held);
   void discard(uint64_t flow_id);
   void refuse(ControlLink& link, const pb::Envelope& offer, pb::Refuse::Reason reason, const std::string& detail);
 

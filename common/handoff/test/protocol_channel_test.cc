@@ -61,7 +61,7 @@ struct Flow : OriginFlow {
 
 struct TFlow : TargetFlow {
   TFlow(SharedEvents& e) : events(e) {}
-  void serve() override { events.add("target:serve"); }
+  void serve(std::vector<std::string>) override { events.add("target:serve"); }
   void discard() override { events.add("target:discard"); }
   SharedEvents& events;
 };

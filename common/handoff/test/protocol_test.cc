@@ -39,6 +39,7 @@ struct FakeOriginFlow : OriginFlow {
     return {};
   }
   void release() override { events.push_back("release"); }
+  std::vector<std::string> take_held() override { return held; }
   Status thaw() override {
     events.push_back("thaw");
     if (fail_thaw) return error("resume failed", EIO);
@@ -46,6 +47,7 @@ struct FakeOriginFlow : OriginFlow {
   }
   Events& events;
   bool fail_freeze = false, fail_redirect = false, fail_thaw = false;
+  std::vector<std::string> held;  // what the origin's BLOCK "dropped"
 };
 
 struct FakeLink : ControlLink {
@@ -139,6 +141,7 @@ TEST_F(OriginTest, CommitsInTheDesignedOrder) {
   EXPECT_EQ(h->state(), OriginState::kOffered);
   EXPECT_FALSE(commits_.committed(42));
 
+  flow_->held = {"dropped-segment"};
   answer(ready(42));
   // GO leaves before the repair-mode socket is closed: release() is local
   // cleanup (the socket sends nothing), not on the client's critical path.
@@ -147,6 +150,8 @@ TEST_F(OriginTest, CommitsInTheDesignedOrder) {
   EXPECT_EQ(link_->sent[0].type(), pb::TYPE_GO);
   EXPECT_EQ(link_->sent[0].txn(), offer.txn());
   EXPECT_EQ(link_->sent[0].go().flow_id(), 42u);
+  ASSERT_EQ(link_->sent[0].go().held_size(), 1);  // the target replays it
+  EXPECT_EQ(link_->sent[0].go().held(0), "dropped-segment");
   EXPECT_TRUE(committed_before_go) << "GO sent before the commit was recorded";
   ASSERT_EQ(results_.size(), 1u);
   EXPECT_EQ(results_[0].state, OriginState::kCommitted);
@@ -267,7 +272,9 @@ TEST_F(OriginTest, AnswersQueryCommitted) {
 
 struct FakeTargetFlow : TargetFlow {
   FakeTargetFlow(Events& e, uint64_t id) : events(e), id(id) {}
-  void serve() override { events.push_back("serve:" + std::to_string(id)); }
+  void serve(std::vector<std::string> held) override {
+    events.push_back("serve:" + std::to_string(id) + (held.empty() ? "" : "+" + std::to_string(held.size()) + " held"));
+  }
   void discard() override { events.push_back("discard:" + std::to_string(id)); }
   Events& events;
   uint64_t id;
@@ -462,12 +469,17 @@ struct FakeReturningFlow : ReturningFlow {
     return ReturnState{{"tcp", std::string("tls")}, "GET /next HTTP/1.1\r\n\r\n"};
   }
   void release() override { events.push_back("release"); }
+  std::vector<std::string> take_held() override {
+    events.push_back("take_held");
+    return held;
+  }
   Status thaw() override {
     events.push_back("thaw");
     return {};
   }
   Events& events;
   bool fail_freeze = false;
+  std::vector<std::string> held;  // what this host's BLOCK "dropped"
 };
 
 class ReturnTest : public ::testing::Test {
@@ -509,10 +521,17 @@ TEST_F(ReturnTest, DoneReleasesTheTargetCopy) {
   EXPECT_EQ(ret.tls_state(), "tls");
   EXPECT_EQ(ret.origin_host(), "osd-1");
   EXPECT_EQ(link_->last_timeout, 300ms);
+  flow_->held = {"segment-1", "segment-2"};
   pb::Done d;
   d.set_flow_id(21);
   answer(wire::wrap(d));
-  EXPECT_EQ(events_, (Events{"freeze", "release"}));
+  // HELD (what our BLOCK dropped) goes out on DONE, before the local cleanup.
+  EXPECT_EQ(events_, (Events{"freeze", "take_held", "release"}));
+  ASSERT_EQ(link_->sent.size(), 1u);
+  EXPECT_EQ(link_->sent[0].type(), pb::TYPE_HELD);
+  EXPECT_EQ(link_->sent[0].held().flow_id(), 21u);
+  ASSERT_EQ(link_->sent[0].held().packets_size(), 2);
+  EXPECT_EQ(link_->sent[0].held().packets(1), "segment-2");
   EXPECT_EQ(results_.at(0).outcome, ReturnOutcome::kReturned);
   EXPECT_EQ(counters_.returns, 1u);
 }

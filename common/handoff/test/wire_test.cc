@@ -97,6 +97,10 @@ std::vector<pb::Envelope> every_message() {
   pb::Closed closed;
   closed.set_flow_id(12);
   all.push_back(wrap(closed, 12));
+  pb::Held held;
+  held.set_flow_id(13);
+  held.add_packets(blob(1500, 7));
+  all.push_back(wrap(held, 13));
   for (auto& e : all) e.set_seq(1);
   return all;
 }
@@ -123,7 +127,7 @@ std::vector<uint8_t> good_frame(pb::Envelope e, uint64_t seq = 1) {
 
 TEST(HandoffWire, EveryMessageRoundTrips) {
   auto all = every_message();
-  ASSERT_EQ(all.size(), 12u);
+  ASSERT_EQ(all.size(), 13u);
   std::set<int> types;
   for (const auto& e : all) {
     auto frame = encode_frame(e);
@@ -135,7 +139,7 @@ TEST(HandoffWire, EveryMessageRoundTrips) {
     EXPECT_EQ(back->version(), kProtocolVersion);
     types.insert(back->type());
   }
-  EXPECT_EQ(types.size(), 12u);
+  EXPECT_EQ(types.size(), 13u);
 }
 
 TEST(HandoffWire, OfferBlobsSurviveByteForByte) {
@@ -244,6 +248,17 @@ TEST(HandoffWire, InvalidBodiesOfOtherMessagesAreRejected) {
   check(wrap(pb::QueryCommitted{}, 1), "query_committed.flow_id");
   check(wrap(pb::Committed{}, 1), "committed.flow_id");
   check(wrap(pb::Closed{}, 1), "closed.flow_id");
+  pb::Held h;
+  h.set_flow_id(1);
+  h.add_packets("");
+  check(wrap(h, 1), "held.packets");  // an empty packet
+  h.clear_packets();
+  for (size_t i = 0; i <= kMaxHeldPackets; ++i) h.add_packets("p");
+  check(wrap(h, 1), "held.packets");  // too many
+  pb::Go g;
+  g.set_flow_id(1);
+  g.add_held(std::string(kMaxHeldPacketBytes + 1, 'x'));
+  check(wrap(g, 1), "go.held");
   pb::Refuse r;
   r.set_flow_id(1);
   check(wrap(r, 1), "refuse.reason");  // unspecified

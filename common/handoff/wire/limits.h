@@ -11,7 +11,8 @@ namespace xo::handoff::wire {
 
 // Bumped when a change is not backward readable. A peer speaking another
 // version is refused (EPROTONOSUPPORT), never half-understood.
-// 2: CLOSED (a version-1 peer would take the new type for a forged frame).
+// 2: CLOSED, HELD and GO.held (a version-1 peer would take the new types for
+//    forged frames).
 inline constexpr uint32_t kProtocolVersion = 2;
 
 inline constexpr size_t kFrameHeaderBytes = 4;           // big-endian body length
@@ -27,6 +28,8 @@ inline constexpr size_t kMaxHostIdBytes = 64;
 inline constexpr size_t kMaxTextBytes = 1024;              // reasons, details
 inline constexpr size_t kMaxReconcileFlows = 1u << 20;
 inline constexpr uint32_t kMaxReadyTimeoutMs = 60'000;
+inline constexpr size_t kMaxHeldPackets = 256;             // dropped segments carried for replay
+inline constexpr size_t kMaxHeldPacketBytes = 65535 + 40;  // one IP packet
 
 // The largest OFFER / RETURN (every blob at its limit, plus envelope and
 // text fields) must fit in one frame.

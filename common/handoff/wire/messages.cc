@@ -43,6 +43,7 @@ pb::Envelope::BodyCase body_of(pb::MessageType type) {
     case pb::TYPE_RECONCILE: return pb::Envelope::kReconcile;
     case pb::TYPE_RECONCILE_ANSWER: return pb::Envelope::kReconcileAnswer;
     case pb::TYPE_CLOSED: return pb::Envelope::kClosed;
+    case pb::TYPE_HELD: return pb::Envelope::kHeld;
     default: return pb::Envelope::BODY_NOT_SET;
   }
 }
@@ -111,7 +112,21 @@ Status validate(const pb::Refuse& m) {
   return check_size(m.detail().size(), kMaxTextBytes, "refuse.detail");
 }
 
-Status validate(const pb::Go& m) { return require_flow_id(m.flow_id(), "go.flow_id"); }
+static Status check_held(const google::protobuf::RepeatedPtrField<std::string>& packets, std::string_view field) {
+  if (static_cast<size_t>(packets.size()) > kMaxHeldPackets) return invalid(field, "too many packets");
+  for (const auto& p : packets) XO_TRY(check_blob(p, kMaxHeldPacketBytes, field));
+  return {};
+}
+
+Status validate(const pb::Go& m) {
+  XO_TRY(require_flow_id(m.flow_id(), "go.flow_id"));
+  return check_held(m.held(), "go.held");
+}
+
+Status validate(const pb::Held& m) {
+  XO_TRY(require_flow_id(m.flow_id(), "held.flow_id"));
+  return check_held(m.packets(), "held.packets");
+}
 
 Status validate(const pb::Abort& m) {
   XO_TRY(require_flow_id(m.flow_id(), "abort.flow_id"));
@@ -177,6 +192,7 @@ Status validate(const pb::Envelope& m) {
     case pb::Envelope::kReconcile: return validate(m.reconcile());
     case pb::Envelope::kReconcileAnswer: return validate(m.reconcile_answer());
     case pb::Envelope::kClosed: return validate(m.closed());
+    case pb::Envelope::kHeld: return validate(m.held());
     case pb::Envelope::BODY_NOT_SET: break;
   }
   return error("envelope: no body", errc::kBadType);
@@ -196,7 +212,7 @@ Kind kind_of(pb::MessageType type) {
     case pb::TYPE_RECONCILE_ANSWER:
       return Kind::kResponse;
     default:
-      return Kind::kNotification;  // GO, ABORT, CLOSED (unknown types never pass validate())
+      return Kind::kNotification;  // GO, ABORT, CLOSED, HELD (unknown types never pass validate())
   }
 }
 
@@ -225,6 +241,7 @@ std::string_view type_name(pb::MessageType type) {
     case pb::TYPE_RECONCILE: return "RECONCILE";
     case pb::TYPE_RECONCILE_ANSWER: return "RECONCILE_ANSWER";
     case pb::TYPE_CLOSED: return "CLOSED";
+    case pb::TYPE_HELD: return "HELD";
     default: return "UNKNOWN";
   }
 }
@@ -247,6 +264,7 @@ XO_WRAP(Committed, TYPE_COMMITTED, mutable_committed)
 XO_WRAP(Reconcile, TYPE_RECONCILE, mutable_reconcile)
 XO_WRAP(ReconcileAnswer, TYPE_RECONCILE_ANSWER, mutable_reconcile_answer)
 XO_WRAP(Closed, TYPE_CLOSED, mutable_closed)
+XO_WRAP(Held, TYPE_HELD, mutable_held)
 #undef XO_WRAP
 
 }  // namespace xo::handoff::wire

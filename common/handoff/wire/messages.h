@@ -29,6 +29,7 @@ Status validate(const pb::Committed& m);
 Status validate(const pb::Reconcile& m);
 Status validate(const pb::ReconcileAnswer& m);
 Status validate(const pb::Closed& m);
+Status validate(const pb::Held& m);
 
 // Envelope: version, seq/txn set, type known and equal to the body set, body valid.
 Status validate(const pb::Envelope& m);
@@ -59,5 +60,6 @@ pb::Envelope wrap(pb::Committed body, uint64_t txn = 0);
 pb::Envelope wrap(pb::Reconcile body, uint64_t txn = 0);
 pb::Envelope wrap(pb::ReconcileAnswer body, uint64_t txn = 0);
 pb::Envelope wrap(pb::Closed body, uint64_t txn = 0);
+pb::Envelope wrap(pb::Held body, uint64_t txn = 0);
 
 }  // namespace xo::handoff::wire

@@ -136,7 +136,8 @@ Result<HostNode> make_node(const lab::Lab& lab, const std::string& host, const s
   const lab::Host* other = lab.find(peer);
   XO_ASSIGN_OR_RETURN(auto scope, lab::NetnsScope::enter(me->ns));
   HostNode h;
-  XO_ASSIGN_OR_RETURN(h.steer, steer::EbpfSteer::open({pin_dir, "eth0", {steer::Hook::kTcIngress, steer::Hook::kTcEgress}}));
+  XO_ASSIGN_OR_RETURN(h.steer, steer::EbpfSteer::open({pin_dir, "eth0", {steer::Hook::kTcIngress, steer::Hook::kTcEgress},
+                                                       /*hold_blocked=*/true}));
   node::NodeConfig cfg;
   cfg.host_id = host;
   cfg.identity = handoff::channel::TlsIdentity::from_pki_dir(pki_dir, host);
