@@ -95,6 +95,7 @@ Status SocketOriginFlow::thaw() {
     env_.remove(frontend_ingress_key(flow_), flow_.flow_id);  // BLOCK, or the REDIRECT of a failed commit
     env_.remove(frontend_egress_key(flow_), flow_.flow_id);
     blocked_ = false;
+    env_.replay_held(env_.take_held(flow_.flow_id), flow_, flow_.service_ip);  // what the BLOCK dropped
     elicit_ack(conn_.socket.get());
   }
   released_ = true;

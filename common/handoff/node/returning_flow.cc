@@ -86,7 +86,10 @@ Status SocketReturningFlow::thaw() {
   if (blocked_) {
     env_.remove(in_key(), conn_.flow.flow_id);
     blocked_ = false;
-    if (result.ok()) elicit_ack(conn_.socket.get());
+    if (result.ok()) {
+      env_.replay_held(env_.take_held(conn_.flow.flow_id), conn_.flow, *target_ip_);  // what the BLOCK dropped
+      elicit_ack(conn_.socket.get());
+    }
   }
   if (!result.ok()) {
     close_silently(std::move(conn_.socket));  // lost: vanish without a word
