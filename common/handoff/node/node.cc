@@ -383,6 +383,16 @@ void Node::Impl::offer(OfferRequest req, OfferDone done) {
   auto flow = flow_of_socket(req.conn.socket.get());
   if (!flow.ok()) return local(annotate(flow.take_error(), "offer"), {});
   flow->flow_id = next_flow_id();
+  {
+    // The connection leaves again: a dup kept for a HELD that never came
+    // must not keep its socket (same 4-tuple) alive beside the next restore.
+    std::lock_guard lock(mu_);
+    std::erase_if(awaiting_held_, [&](const auto& entry) {
+      const FlowInfo& f = entry.second.flow;
+      return f.client_ip == flow->client_ip && f.client_port == flow->client_port &&
+             f.service_ip == flow->service_ip && f.service_port == flow->service_port;
+    });
+  }
   auto client = peer_client(req.target_host);
   if (!client) return local(error("offer: unknown target " + req.target_host, ENOENT), *flow);
   // Which connection: the one the target opened to us, when it is up. The
