@@ -10,8 +10,9 @@ namespace xo::steer {
 
 Result<std::unique_ptr<HeldPackets>> HeldPackets::open(int held_map_fd) {
   std::unique_ptr<HeldPackets> h(new HeldPackets);
-  // 8 pages per CPU: a few hundred segments held at once is plenty.
-  h->buffer_ = perf_buffer__new(held_map_fd, 8, &HeldPackets::on_sample, &HeldPackets::on_lost, h.get(), nullptr);
+  // 8 pages per CPU: a few hundred segments held at once is plenty (a
+  // sample the ring has no room for is lost: the client resends it).
+  h->buffer_ = perf_buffer__new(held_map_fd, 8, &HeldPackets::on_sample, nullptr, h.get(), nullptr);
   if (!h->buffer_) return sys_error("perf_buffer__new(xo_held)");
   return h;
 }
@@ -36,8 +37,6 @@ void HeldPackets::on_sample(void* ctx, int, void* data, uint32_t size) {
     self->by_owner_.erase(self->by_owner_.begin());
   }
 }
-
-void HeldPackets::on_lost(void* ctx, int, unsigned long long count) { static_cast<HeldPackets*>(ctx)->lost_ += count; }
 
 void HeldPackets::drain() {
   // Non-blocking: whatever the rings hold now. A drop happens in the

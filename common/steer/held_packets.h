@@ -37,13 +37,11 @@ class HeldPackets {
   // Every IP packet (from its IP header on) held for `owner` so far, oldest
   // first; they are forgotten here.
   std::vector<std::string> take(uint64_t owner);
-  uint64_t lost() const { return lost_; }
 
  private:
   HeldPackets() = default;
   void drain();
   static void on_sample(void* ctx, int cpu, void* data, uint32_t size);
-  static void on_lost(void* ctx, int cpu, unsigned long long count);  // libbpf's __u64
 
   // Packets nobody took (flows that went another way) are bounded: past
   // kMaxBytes the oldest owners' packets are dropped.
@@ -54,7 +52,6 @@ class HeldPackets {
   // node's tags, the oldest flows).
   std::map<uint64_t, std::vector<std::string>> by_owner_;
   size_t bytes_ = 0;
-  uint64_t lost_ = 0;
 };
 
 }  // namespace xo::steer

@@ -123,7 +123,8 @@ Status inject_segment(const InjectedSegment& seg) {
   return send_raw(AF_INET, &pkt, sizeof(pkt), reinterpret_cast<sockaddr*>(&to), sizeof(to));
 }
 
-Status replay_packet(std::string_view ip_packet, const Endpoint& to) {
+Status replay_packet(std::string_view ip_packet, const Endpoint& from, const Endpoint& to) {
+  if (from.family() != to.family()) return error("replay: peer and local endpoints differ in family", EINVAL);
   std::string pkt(ip_packet);
   auto* bytes = reinterpret_cast<uint8_t*>(pkt.data());
   if (pkt.size() < sizeof(iphdr)) return error("replay: packet too short", EINVAL);
@@ -135,6 +136,8 @@ Status replay_packet(std::string_view ip_packet, const Endpoint& to) {
     l4 = ip->ihl * 4u;
     if (ip->protocol != IPPROTO_TCP || l4 < sizeof(iphdr) || ntohs(ip->tot_len) != pkt.size())
       return error("replay: not a whole IPv4 TCP packet", EINVAL);
+    if (ip->saddr != reinterpret_cast<const sockaddr_in&>(from.addr).sin_addr.s_addr)
+      return error("replay: not from " + from.to_string(), EPERM);
     ip->daddr = reinterpret_cast<const sockaddr_in&>(to.addr).sin_addr.s_addr;
     ip->check = 0;  // the kernel fills it (IP_HDRINCL)
     acc = sum16(&ip->saddr, 4);
@@ -144,6 +147,8 @@ Status replay_packet(std::string_view ip_packet, const Endpoint& to) {
     l4 = sizeof(ip6_hdr);
     if (pkt.size() < l4 || ip6->ip6_nxt != IPPROTO_TCP || ntohs(ip6->ip6_plen) + l4 != pkt.size())
       return error("replay: not a whole IPv6 TCP packet", EINVAL);
+    if (std::memcmp(&ip6->ip6_src, &reinterpret_cast<const sockaddr_in6&>(from.addr).sin6_addr, 16) != 0)
+      return error("replay: not from " + from.to_string(), EPERM);
     ip6->ip6_dst = reinterpret_cast<const sockaddr_in6&>(to.addr).sin6_addr;
     acc = sum16(&ip6->ip6_src, 16);
     acc = sum16(&ip6->ip6_dst, 16, acc);
@@ -152,6 +157,11 @@ Status replay_packet(std::string_view ip_packet, const Endpoint& to) {
   }
   if (pkt.size() < l4 + sizeof(tcphdr)) return error("replay: truncated TCP header", EINVAL);
   auto* th = reinterpret_cast<tcphdr*>(bytes + l4);
+  // sin_port and sin6_port sit at the same offset.
+  const auto port = [](const Endpoint& e) { return reinterpret_cast<const sockaddr_in&>(e.addr).sin_port; };
+  if (th->source != port(from) || th->dest != port(to))
+    return error("replay: not a segment from " + from.to_string() + " to port " + std::to_string(ntohs(port(to))),
+                 EPERM);
   const size_t tcp_len = pkt.size() - l4;
   th->check = 0;
   acc += static_cast<uint32_t>(tcp_len) + IPPROTO_TCP;

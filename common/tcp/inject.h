@@ -26,9 +26,11 @@ Status inject_segment(const InjectedSegment& seg);
 
 // Replays a segment that was dropped on its way to this host's socket (an IP
 // packet from its header on, as bpf/steer.bpf.c held it): the destination
-// address becomes `to`'s (the address the socket is bound to now; ports stay),
-// the TCP checksum is recomputed, and it is sent through a raw socket to that
-// local address. Refuses anything but a whole IPv4/IPv6 TCP packet.
-Status replay_packet(std::string_view ip_packet, const Endpoint& to);
+// address becomes `to`'s (the address the socket is bound to now), the TCP
+// checksum is recomputed, and it is sent through a raw socket to that local
+// address. Refuses anything but a whole IPv4/IPv6 TCP segment from `from`
+// (address and port) to `to`'s port: nothing can be injected into another
+// connection.
+Status replay_packet(std::string_view ip_packet, const Endpoint& from, const Endpoint& to);
 
 }  // namespace xo::tcp

@@ -1,10 +1,8 @@
 #include "common/handoff/node/host_env.h"
 
-#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <cstdio>
-#include <cstring>
 
 #include "common/handoff/node/flow_keys.h"
 #include "common/tcp/inject.h"
@@ -65,36 +63,12 @@ void HostEnv::remove_later(const steer::FlowKey& key, uint64_t owner) {
   defer_(config_.close_linger, [this, key, owner] { remove(key, owner); });
 }
 
-namespace {
-
-// True when `packet` is an IPv4/IPv6 TCP segment from the flow's client to
-// its service port.
-bool is_client_segment(const std::string& packet, const FlowInfo& flow) {
-  const auto* b = reinterpret_cast<const uint8_t*>(packet.data());
-  size_t l4 = 0;
-  if (flow.client_ip.family == AF_INET) {
-    if (packet.size() < 20 || (b[0] >> 4) != 4 || b[9] != IPPROTO_TCP) return false;
-    if (std::memcmp(b + 12, flow.client_ip.bytes.data(), 4) != 0) return false;
-    l4 = (b[0] & 0x0f) * 4u;
-  } else {
-    if (packet.size() < 40 || (b[0] >> 4) != 6 || b[6] != IPPROTO_TCP) return false;
-    if (std::memcmp(b + 8, flow.client_ip.bytes.data(), 16) != 0) return false;
-    l4 = 40;
-  }
-  if (packet.size() < l4 + 20) return false;
-  const uint16_t sport = static_cast<uint16_t>(b[l4] << 8 | b[l4 + 1]);
-  const uint16_t dport = static_cast<uint16_t>(b[l4 + 2] << 8 | b[l4 + 3]);
-  return sport == flow.client_port && dport == flow.service_port;
-}
-
-}  // namespace
-
 size_t HostEnv::replay_held(const std::vector<std::string>& packets, const FlowInfo& flow, const steer::IpAddr& to) {
   size_t n = 0;
+  const tcp::Endpoint client = to_endpoint(flow.client_ip, flow.client_port, flow.client_ip.family);
   const tcp::Endpoint local = to_endpoint(to, flow.service_port, to.family);
   for (const auto& packet : packets) {
-    if (!is_client_segment(packet, flow)) continue;
-    if (auto st = tcp::replay_packet(packet, local); !st.ok()) {
+    if (auto st = tcp::replay_packet(packet, client, local); !st.ok()) {
       std::fprintf(stderr, "xo-handoff[%s]: %s: replay of a held segment failed: %s\n", config_.host_id.c_str(),
                    flow.to_string().c_str(), st.error().to_string().c_str());
       continue;

@@ -41,9 +41,9 @@ class HostEnv {
   // Client segments this host's BLOCK entries of `owner` dropped (IP packets).
   std::vector<std::string> take_held(uint64_t owner) { return config_.steer->take_held(owner); }
   // Replays held segments of `flow` into the socket now bound to `to` (this
-  // host's address for it). A packet that is not the client's segment of
-  // this flow (addresses, ports) is skipped: a peer cannot inject into
-  // another connection. Returns how many were replayed.
+  // host's address for it). tcp::replay_packet refuses (and this logs) any
+  // packet that is not the flow's client's segment to its service port: a
+  // peer cannot inject into another connection. Returns how many were replayed.
   size_t replay_held(const std::vector<std::string>& packets, const FlowInfo& flow, const steer::IpAddr& to);
   uint64_t replayed() const { return replayed_.load(); }
 

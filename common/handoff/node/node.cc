@@ -31,7 +31,6 @@
 #include "common/handoff/protocol/origin.h"
 #include "common/handoff/protocol/return.h"
 #include "common/handoff/protocol/target.h"
-#include "common/handoff/wire/limits.h"
 #include "common/handoff/wire/messages.h"
 
 namespace xo::handoff::node {

@@ -3,7 +3,6 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 
-#include "common/handoff/wire/limits.h"
 #include "common/handoff/wire/messages.h"
 
 namespace xo::handoff::protocol {
@@ -99,10 +98,7 @@ void OriginHandoff::on_answer(Result<pb::Envelope> answer) {
   pb::Go go;
   go.set_flow_id(spec_.flow_id);
   // The REDIRECT is in: nothing more is dropped here for this flow.
-  for (auto& packet : flow_->take_held()) {
-    if (static_cast<size_t>(go.held_size()) == wire::kMaxHeldPackets) break;  // the client resends the rest
-    if (packet.size() <= wire::kMaxHeldPacketBytes && !packet.empty()) go.add_held(std::move(packet));
-  }
+  wire::add_held_packets(go.mutable_held(), flow_->take_held());
   // A GO lost with the channel is recovered by the target's QUERY_COMMITTED.
   (void)link_->send(wire::wrap(go, txn_));
   trace_.mark("go_sent");

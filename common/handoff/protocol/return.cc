@@ -3,7 +3,6 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 
-#include "common/handoff/wire/limits.h"
 #include "common/handoff/wire/messages.h"
 
 namespace xo::handoff::protocol {
@@ -85,10 +84,7 @@ void ReturnHandoff::on_answer(Result<pb::Envelope> answer) {
   // the socket first. Sent even when empty; local cleanup comes after.
   pb::Held held;
   held.set_flow_id(spec_.flow_id);
-  for (auto& packet : flow_->take_held()) {
-    if (static_cast<size_t>(held.packets_size()) == wire::kMaxHeldPackets) break;  // the client resends the rest
-    if (!packet.empty() && packet.size() <= wire::kMaxHeldPacketBytes) held.add_packets(std::move(packet));
-  }
+  wire::add_held_packets(held.mutable_packets(), flow_->take_held());
   (void)link_->send(wire::wrap(std::move(held), spec_.flow_id));
   flow_->release();
   trace_.mark("release");

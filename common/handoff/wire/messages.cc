@@ -267,4 +267,11 @@ XO_WRAP(Closed, TYPE_CLOSED, mutable_closed)
 XO_WRAP(Held, TYPE_HELD, mutable_held)
 #undef XO_WRAP
 
+void add_held_packets(google::protobuf::RepeatedPtrField<std::string>* out, std::vector<std::string> packets) {
+  for (auto& packet : packets) {
+    if (static_cast<size_t>(out->size()) == kMaxHeldPackets) return;
+    if (!packet.empty() && packet.size() <= kMaxHeldPacketBytes) *out->Add() = std::move(packet);
+  }
+}
+
 }  // namespace xo::handoff::wire

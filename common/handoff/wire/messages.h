@@ -6,6 +6,7 @@
 #pragma once
 
 #include <string_view>
+#include <vector>
 
 #include "common/base/result.h"
 #include "common/handoff/wire/handoff.pb.h"
@@ -61,5 +62,10 @@ pb::Envelope wrap(pb::Reconcile body, uint64_t txn = 0);
 pb::Envelope wrap(pb::ReconcileAnswer body, uint64_t txn = 0);
 pb::Envelope wrap(pb::Closed body, uint64_t txn = 0);
 pb::Envelope wrap(pb::Held body, uint64_t txn = 0);
+
+// Appends client segments a BLOCK dropped (IP packets) to GO.held or
+// HELD.packets within the wire limits; what does not fit is left out (the
+// client resends it).
+void add_held_packets(google::protobuf::RepeatedPtrField<std::string>* out, std::vector<std::string> packets);
 
 }  // namespace xo::handoff::wire
