@@ -158,9 +158,11 @@ class HandoffLabTest : public ::testing::Test {
     std::printf("client segments dropped by a BLOCK / replayed: frontend %lu / %lu, backend0 %lu / %lu\n",
                 static_cast<unsigned long>(fe["held"]), static_cast<unsigned long>(fe["replayed"]),
                 static_cast<unsigned long>(be["held"]), static_cast<unsigned long>(be["replayed"]));
-    // Every client segment a BLOCK dropped went back into the connection
-    // (but for a drop racing the unblock by a few hundred ns).
-    EXPECT_GE((fe["replayed"] + be["replayed"]) * 10, (fe["held"] + be["held"]) * 9);
+    // Every client segment a BLOCK dropped went back into the connection:
+    // a lost one costs its client a ~200 ms retransmission timeout. One may
+    // escape: a drop racing the unblock at an offer's GO is not read again
+    // (only a return's are: held_recheck).
+    EXPECT_LE(fe["held"] + be["held"], fe["replayed"] + be["replayed"] + 1);
     EXPECT_EQ(fe["offloaded"], offloads);
     EXPECT_EQ(fe["served_locally"], 0u);
     EXPECT_EQ(fe["lost"], 0u);
