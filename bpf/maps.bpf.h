@@ -32,6 +32,19 @@ struct {
   __uint(pinning, LIBBPF_PIN_BY_NAME);
 } xo_held SEC(".maps");
 
+/* One sequence per CPU, odd while xo_tc_ingress runs there: a BLOCK the
+ * program looked up may still be dropping (and reporting) a segment after the
+ * control plane replaced it. Before it reads xo_held for a flow it just
+ * unblocked, the control plane waits until no CPU is still inside a run that
+ * began before the switch (common/steer/ingress_fence.h). */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, __u64);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} xo_ingress_seq SEC(".maps");
+
 static __always_inline void xo_count(__u32 which) {
   __u64 *c = bpf_map_lookup_elem(&xo_counters, &which);
   if (c) *c += 1; /* per-CPU slot: no atomics needed */

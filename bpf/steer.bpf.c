@@ -64,8 +64,7 @@ static __always_inline void xo_hold(struct __sk_buff *skb, const struct xo_parse
   if (bpf_perf_event_output(skb, &xo_held, flags, &meta, sizeof(meta)) == 0) xo_count(XO_CNT_HELD);
 }
 
-SEC("tc")
-int xo_tc_ingress(struct __sk_buff *skb) {
+static __always_inline int xo_tc_ingress_flow(struct __sk_buff *skb) {
   struct xo_parsed p;
   if (xo_skb_parse(skb, &p)) {
     xo_count(XO_CNT_NOT_TCP);
@@ -90,6 +89,19 @@ int xo_tc_ingress(struct __sk_buff *skb) {
   xo_count(XO_CNT_REDIRECT);
   /* flags 0: out of the interface's egress, i.e. back onto the wire. */
   return bpf_redirect(v->ifindex ? v->ifindex : skb->ifindex, 0);
+}
+
+SEC("tc")
+int xo_tc_ingress(struct __sk_buff *skb) {
+  /* Odd from before the lookup until after the held sample is written (see
+   * xo_ingress_seq). Atomic adds: on x86 (lock-prefixed) each is a full
+   * barrier, so the lookup cannot move outside them. */
+  __u32 zero = 0;
+  __u64 *seq = bpf_map_lookup_elem(&xo_ingress_seq, &zero);
+  if (seq) __sync_fetch_and_add(seq, 1);
+  int rc = xo_tc_ingress_flow(skb);
+  if (seq) __sync_fetch_and_add(seq, 1);
+  return rc;
 }
 
 SEC("tc")

@@ -172,7 +172,8 @@ Result<std::unique_ptr<BpfAdapter>> BpfAdapter::open(const std::string& pin_dir)
   a->pin_dir_ = pin_dir;
   XO_TRY(ensure_bpffs_dir(pin_dir));
   const std::string flows = pin_dir + "/xo_flows";
-  bool complete = exists(flows) && exists(pin_dir + "/xo_counters") && exists(pin_dir + "/xo_held");
+  bool complete = exists(flows) && exists(pin_dir + "/xo_counters") && exists(pin_dir + "/xo_held") &&
+                  exists(pin_dir + "/xo_ingress_seq");
   for (Hook h : {Hook::kTcIngress, Hook::kTcEgress, Hook::kXdpGeneric})
     complete = complete && exists(pin_dir + "/" + prog_pin_name(h));
   if (!complete) {
@@ -182,6 +183,7 @@ Result<std::unique_ptr<BpfAdapter>> BpfAdapter::open(const std::string& pin_dir)
   XO_ASSIGN_OR_RETURN(a->flows_, obj_get(flows));
   XO_ASSIGN_OR_RETURN(a->counters_, obj_get(pin_dir + "/xo_counters"));
   XO_ASSIGN_OR_RETURN(a->held_, obj_get(pin_dir + "/xo_held"));
+  XO_ASSIGN_OR_RETURN(a->ingress_seq_, obj_get(pin_dir + "/xo_ingress_seq"));
   XO_ASSIGN_OR_RETURN(a->tc_ingress_, obj_get(pin_dir + "/xo_tc_ingress"));
   XO_ASSIGN_OR_RETURN(a->tc_egress_, obj_get(pin_dir + "/xo_tc_egress"));
   XO_ASSIGN_OR_RETURN(a->xdp_ingress_, obj_get(pin_dir + "/xo_xdp_ingress"));
@@ -199,7 +201,8 @@ Result<std::unique_ptr<BpfAdapter>> BpfAdapter::open(const std::string& pin_dir)
 }
 
 Status BpfAdapter::unpin(const std::string& pin_dir) {
-  for (const char* name : {"xo_flows", "xo_counters", "xo_held", "xo_tc_ingress", "xo_tc_egress", "xo_xdp_ingress"}) {
+  for (const char* name : {"xo_flows", "xo_counters", "xo_held", "xo_ingress_seq", "xo_tc_ingress", "xo_tc_egress",
+                           "xo_xdp_ingress"}) {
     std::string path = pin_dir + "/" + name;
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) return sys_error("unlink(" + path + ")");
   }

@@ -4,7 +4,7 @@
 // flow map in the ABI of bpf/xo_steer.h. Everything above it speaks flows.
 //
 // Pinned layout in pin_dir (a directory on a bpffs mount):
-//   xo_flows, xo_counters                  maps (libbpf pin-by-name)
+//   xo_flows, xo_counters, xo_held, xo_ingress_seq   maps (libbpf pin-by-name)
 //   xo_tc_ingress, xo_tc_egress, xo_xdp_ingress   programs
 // Programs are attached once; a later process opens the pins and finds its own
 // programs already attached (tc filters and XDP outlive the process).
@@ -57,6 +57,7 @@ class BpfAdapter {
   Result<std::vector<std::pair<xo_flow_key, xo_flow_value>>> dump();
   Result<BpfCounters> counters();  // summed over CPUs
   int held_map_fd() const { return held_.get(); }  // xo_held (held_packets.h)
+  int ingress_seq_map_fd() const { return ingress_seq_.get(); }  // xo_ingress_seq (ingress_fence.h)
 
  private:
   BpfAdapter() = default;
@@ -64,7 +65,7 @@ class BpfAdapter {
 
   std::string pin_dir_;
   bool loaded_fresh_ = false;
-  UniqueFd flows_, counters_, held_;
+  UniqueFd flows_, counters_, held_, ingress_seq_;
   UniqueFd tc_ingress_, tc_egress_, xdp_ingress_;
 };
 

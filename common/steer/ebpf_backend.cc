@@ -23,7 +23,7 @@ Result<std::unique_ptr<EbpfSteer>> EbpfSteer::open(const EbpfOptions& options) {
   }
   s->adopted_ = all_adopted;
   if (options.hold_blocked) {
-    XO_ASSIGN_OR_RETURN(s->held_, HeldPackets::open(s->adapter_->held_map_fd()));
+    XO_ASSIGN_OR_RETURN(s->held_, HeldPackets::open(s->adapter_->held_map_fd(), s->adapter_->ingress_seq_map_fd()));
   }
   return s;
 }

@@ -8,8 +8,10 @@
 
 namespace xo::steer {
 
-Result<std::unique_ptr<HeldPackets>> HeldPackets::open(int held_map_fd) {
+Result<std::unique_ptr<HeldPackets>> HeldPackets::open(int held_map_fd, int seq_map_fd) {
   std::unique_ptr<HeldPackets> h(new HeldPackets);
+  XO_ASSIGN_OR_RETURN(auto fence, IngressFence::open(seq_map_fd));
+  h->fence_.emplace(std::move(fence));
   // 8 pages per CPU: a few hundred segments held at once is plenty (a
   // sample the ring has no room for is lost: the client resends it).
   h->buffer_ = perf_buffer__new(held_map_fd, 8, &HeldPackets::on_sample, nullptr, h.get(), nullptr);
@@ -39,9 +41,12 @@ void HeldPackets::on_sample(void* ctx, int, void* data, uint32_t size) {
 }
 
 void HeldPackets::drain() {
-  // Non-blocking: whatever the rings hold now. A drop happens in the
-  // softirq of the packet's arrival, so it is in a ring before the flow's
-  // next step can run.
+  // Non-blocking: whatever the rings hold now. A drop is reported in the
+  // same program run that found the BLOCK, so after the fence every drop
+  // from before the switch is in a ring.
+  // (Past the fence's bound a drop may be missed: it shows as held but not
+  // replayed in the counters, and the client resends it.)
+  (void)fence_->wait();
   (void)perf_buffer__consume(buffer_);
 }
 

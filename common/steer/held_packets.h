@@ -16,11 +16,13 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/base/fd.h"
 #include "common/base/result.h"
+#include "common/steer/ingress_fence.h"
 
 struct perf_buffer;
 
@@ -28,14 +30,17 @@ namespace xo::steer {
 
 class HeldPackets {
  public:
-  // `held_map_fd`: the pinned xo_held map (duplicated, not taken).
-  static Result<std::unique_ptr<HeldPackets>> open(int held_map_fd);
+  // `held_map_fd`, `seq_map_fd`: the pinned xo_held and xo_ingress_seq maps
+  // (duplicated, not taken).
+  static Result<std::unique_ptr<HeldPackets>> open(int held_map_fd, int seq_map_fd);
   ~HeldPackets();
   HeldPackets(const HeldPackets&) = delete;
   HeldPackets& operator=(const HeldPackets&) = delete;
 
   // Every IP packet (from its IP header on) held for `owner` so far, oldest
-  // first; they are forgotten here.
+  // first; they are forgotten here. Call it after the flow's BLOCK is gone:
+  // it first waits for ingress runs that may still be dropping for it
+  // (IngressFence), so nothing dropped before the switch is missed.
   std::vector<std::string> take(uint64_t owner);
 
  private:
@@ -47,6 +52,7 @@ class HeldPackets {
   // kMaxBytes the oldest owners' packets are dropped.
   static constexpr size_t kMaxBytes = 4u << 20;
   perf_buffer* buffer_ = nullptr;
+  std::optional<IngressFence> fence_;
   std::mutex mu_;
   // By owner; over kMaxBytes the lowest owner tags go first (within one
   // node's tags, the oldest flows).

@@ -102,15 +102,13 @@ class Node::Impl {
     FlowInfo flow;
   };
   std::map<uint64_t, FlowOut> flows_out_;      // offloaded from here, by flow id
-  // Taken back, until the target's HELD (what its BLOCK dropped) is in and
-  // the late drops are read (held_recheck): a dup of the socket keeps it
-  // open meanwhile, so a replay meets the connection even if the application
-  // closed it (never a reset from a missing socket).
+  // Taken back, until the target's HELD (what its BLOCK dropped) is in: a dup
+  // of the socket keeps it open meanwhile, so a replay meets the connection
+  // even if the application closed it (never a reset from a missing socket).
   struct AwaitingHeld {
     std::string from_host;
     FlowInfo flow;
     UniqueFd keep_open;
-    bool got_held = false;
   };
   std::map<uint64_t, AwaitingHeld> awaiting_held_;
   std::map<uint64_t, FlowInfo> flows_in_;      // served here
@@ -140,8 +138,6 @@ class Node::Impl {
   void returned(ReturnedConnection conn);
   void ended_at_target(uint64_t flow_id, const std::string& host);
   void held_at_target(const pb::Held& held, const std::string& host);
-  void replay_late_drops(uint64_t flow_id);
-  void stop_awaiting_held(uint64_t flow_id);
   bool owns(uint64_t flow_id, const std::string& host);
   void target_done(uint64_t flow_id) {
     if (targets_) targets_->finished(flow_id);
@@ -324,32 +320,17 @@ void Node::Impl::ended_at_target(uint64_t flow_id, const std::string& host) {
 }
 
 void Node::Impl::held_at_target(const pb::Held& held, const std::string& host) {
-  const uint64_t id = held.flow_id();
-  bool first = false;
+  std::optional<AwaitingHeld> awaiting;
   {
-    // Under the lock: the dup must not close during the replay.
     std::lock_guard lock(mu_);
-    auto it = awaiting_held_.find(id);
+    auto it = awaiting_held_.find(held.flow_id());
     // Only from the host that gave this flow back.
     if (it == awaiting_held_.end() || it->second.from_host != host) return;
-    env_.replay_held({held.packets().begin(), held.packets().end()}, it->second.flow, it->second.flow.service_ip);
-    first = !std::exchange(it->second.got_held, true);
+    awaiting = std::move(it->second);
+    awaiting_held_.erase(it);
   }
-  // The target may send a second HELD after its recheck.
-  if (first) defer(2 * config_.held_recheck, [this, id] { stop_awaiting_held(id); });
-}
-
-void Node::Impl::replay_late_drops(uint64_t id) {
-  std::lock_guard lock(mu_);
-  auto it = awaiting_held_.find(id);
-  if (it == awaiting_held_.end()) return;  // offered again, or closed
-  env_.replay_held(env_.take_held(id), it->second.flow, it->second.flow.service_ip);
-}
-
-void Node::Impl::stop_awaiting_held(uint64_t id) {
-  std::lock_guard lock(mu_);
-  awaiting_held_.erase(id);  // the dup closes
-}
+  env_.replay_held({held.packets().begin(), held.packets().end()}, awaiting->flow, awaiting->flow.service_ip);
+}  // the dup closes here
 
 void Node::Impl::accepted(AcceptedConnection conn) {
   AcceptHandler handler;
@@ -378,9 +359,10 @@ void Node::Impl::returned(ReturnedConnection conn) {
     awaiting_held_[id] = {conn.from_host, conn.flow, UniqueFd(::fcntl(conn.socket.get(), F_DUPFD_CLOEXEC, 0))};
     handler = on_return_;
   }
-  // Our own BLOCK's drops that raced the unblock in take_back().
-  defer(config_.held_recheck, [this, id] { replay_late_drops(id); });
-  defer(config_.held_timeout, [this, id] { stop_awaiting_held(id); });
+  defer(config_.held_timeout, [this, id] {
+    std::lock_guard lock(mu_);
+    awaiting_held_.erase(id);
+  });
   record({HandoffRecord::Kind::kTakeBack, conn.flow, conn.from_host, "taken-back", std::nullopt, conn.trace});
   if (handler) return handler(std::move(conn));
   // Nobody serves returned connections here: close it (FIN).
@@ -521,7 +503,6 @@ void Node::Impl::start_give_back(AcceptedConnection conn, std::string unread, Gi
   spec.flow_id = conn.flow.flow_id;
   spec.sender_host = config_.host_id;
   spec.done_timeout = config_.done_timeout;
-  spec.held_recheck = config_.held_recheck;
   FlowInfo info = conn.flow;
   std::string origin_host = conn.origin_host;
   auto slot = std::make_shared<AcceptedSlot>();

@@ -95,12 +95,6 @@ struct NodeConfig {
   // frontend: how long a taken-back socket is kept open (a dup) for the
   // target's HELD, sent right after DONE (node.cc, AwaitingHeld).
   std::chrono::milliseconds held_timeout{50};
-  // After a returned flow is unblocked, both hosts read the drop rings again
-  // this much later (the target sends a second HELD if it found any): a drop
-  // whose program saw the BLOCK just before it went reaches the rings only
-  // after the unblock read them, later still if its vCPU was descheduled in
-  // between. The frontend keeps the dup this long (twice) after the HELD.
-  std::chrono::milliseconds held_recheck{1};
   // After each piece of work the Node's thread keeps polling this long
   // before it sleeps (io_loop.h): the next control message of a handoff
   // then meets an awake thread instead of a ~25 µs wake-up per hop. Empty

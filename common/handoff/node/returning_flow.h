@@ -25,7 +25,6 @@ class SocketReturningFlow final : public protocol::ReturningFlow {
   Result<protocol::ReturnState> freeze() override;
   void release() override;
   std::vector<std::string> hand_back() override;
-  std::vector<std::string> take_held() override { return env_.take_held(conn_.flow.flow_id); }
   Status thaw() override;
 
  private:

@@ -89,9 +89,6 @@ class ReturningFlow {
   // still on their way, are sent back to it from now on; returns what this
   // host's BLOCK dropped until now (IP packets), for HELD.
   virtual std::vector<std::string> hand_back() { return {}; }
-  // After release(): what the BLOCK dropped since hand_back() read the drops
-  // (a drop that raced the switch lands in the rings a moment later).
-  virtual std::vector<std::string> take_held() { return {}; }
   // The RETURN was refused or never sent: this host still owns the
   // connection (the frontend's REDIRECT still points here); remove the BLOCK.
   virtual Status thaw() = 0;

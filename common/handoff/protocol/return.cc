@@ -82,29 +82,14 @@ void ReturnHandoff::on_answer(Result<pb::Envelope> answer) {
   // The frontend hands the connection to its application once HELD is in:
   // what our BLOCK dropped (often the client's next request) is replayed into
   // the socket first. Sent even when empty; local cleanup comes after.
-  send_held(flow_->hand_back());
+  pb::Held held;
+  held.set_flow_id(spec_.flow_id);
+  wire::add_held_packets(held.mutable_packets(), flow_->hand_back());
+  (void)link_->send(wire::wrap(std::move(held), spec_.flow_id));
   flow_->release();
   trace_.mark("release");
   ++counters_.returns;
   finish(ReturnOutcome::kReturned, std::nullopt);
-  if (spec_.held_recheck.count() > 0) recheck_held();
-}
-
-void ReturnHandoff::send_held(std::vector<std::string> packets) {
-  pb::Held held;
-  held.set_flow_id(spec_.flow_id);
-  wire::add_held_packets(held.mutable_packets(), std::move(packets));
-  (void)link_->send(wire::wrap(std::move(held), spec_.flow_id));
-}
-
-void ReturnHandoff::recheck_held() {
-  // A drop that raced hand_back() shows up in the rings only now: a second
-  // HELD, only when there is something (the frontend listens a short while).
-  recheck_.emplace(executor_, spec_.held_recheck);
-  recheck_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
-    if (ec) return;
-    if (auto late = self->flow_->take_held(); !late.empty()) self->send_held(std::move(late));
-  });
 }
 
 void ReturnHandoff::keep(Error why) {

@@ -13,7 +13,6 @@
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <memory>
 
 #include "common/handoff/protocol/ports.h"
@@ -26,9 +25,6 @@ struct ReturnSpec {
   uint64_t flow_id = 0;
   std::string sender_host;  // this host's id (as in its certificate)
   std::chrono::milliseconds done_timeout{500};
-  // After DONE: read the drops again this late and send them in a second
-  // HELD (ReturningFlow::take_held). 0 = not.
-  std::chrono::milliseconds held_recheck{0};
 };
 
 enum class ReturnOutcome { kReturned, kKept, kDropped, kLost };
@@ -55,8 +51,6 @@ class ReturnHandoff : public std::enable_shared_from_this<ReturnHandoff> {
   void on_answer(Result<pb::Envelope> answer);
   void keep(Error why);
   void finish(ReturnOutcome outcome, std::optional<Error> why);
-  void send_held(std::vector<std::string> packets);
-  void recheck_held();
 
   boost::asio::any_io_executor executor_;
   std::shared_ptr<ControlLink> link_;
@@ -65,7 +59,6 @@ class ReturnHandoff : public std::enable_shared_from_this<ReturnHandoff> {
   Counters& counters_;
   Done done_;
   Trace trace_;
-  std::optional<boost::asio::steady_timer> recheck_;
 };
 
 // Frontend: answer a RETURN. The sender must be the host the certificate

@@ -3,8 +3,6 @@
 // point, late READY, GO timeout with QUERY_COMMITTED, reconcile.
 #include <gtest/gtest.h>
 
-#include <thread>
-
 #include <boost/asio/io_context.hpp>
 
 #include "common/handoff/protocol/origin.h"
@@ -475,10 +473,6 @@ struct FakeReturningFlow : ReturningFlow {
     events.push_back("hand_back");
     return held;
   }
-  std::vector<std::string> take_held() override {
-    events.push_back("take_held");
-    return std::exchange(late, {});
-  }
   Status thaw() override {
     events.push_back("thaw");
     return {};
@@ -486,17 +480,16 @@ struct FakeReturningFlow : ReturningFlow {
   Events& events;
   bool fail_freeze = false;
   std::vector<std::string> held;  // what this host's BLOCK "dropped"
-  std::vector<std::string> late;  // ... and what showed up after hand_back()
 };
 
 class ReturnTest : public ::testing::Test {
  protected:
   void SetUp() override { link_->peer = "rgw-1"; }
   void TearDown() override { link_->requests.clear(); }
-  void start(std::chrono::milliseconds held_recheck = 0ms) {
+  void start() {
     auto flow = std::make_unique<FakeReturningFlow>(events_);
     flow_ = flow.get();
-    ReturnSpec spec{sample_flow(), 21, "osd-1", 300ms, held_recheck};
+    ReturnSpec spec{sample_flow(), 21, "osd-1", 300ms};
     ReturnHandoff::create(io_.get_executor(), link_, std::move(flow), spec, counters_,
                           [this](const ReturnResult& r) { results_.push_back(r); })
         ->start();
@@ -541,33 +534,6 @@ TEST_F(ReturnTest, DoneReleasesTheTargetCopy) {
   EXPECT_EQ(link_->sent[0].held().packets(1), "segment-2");
   EXPECT_EQ(results_.at(0).outcome, ReturnOutcome::kReturned);
   EXPECT_EQ(counters_.returns, 1u);
-}
-
-TEST_F(ReturnTest, DropsFoundAtTheRecheckGoInASecondHeld) {
-  for (const bool late : {true, false}) {
-    SCOPED_TRACE(late ? "late drops" : "none");
-    events_.clear();
-    link_->requests.clear();
-    link_->sent.clear();
-    start(1ms);
-    if (late) flow_->late = {"segment-3"};
-    pb::Done d;
-    d.set_flow_id(21);
-    answer(wire::wrap(d));
-    ASSERT_EQ(link_->sent.size(), 1u);
-    std::this_thread::sleep_for(2ms);
-    run();
-    EXPECT_EQ(events_, (Events{"freeze", "hand_back", "release", "take_held"}));
-    if (!late) {
-      EXPECT_EQ(link_->sent.size(), 1u) << "nothing found: no second HELD";
-      continue;
-    }
-    ASSERT_EQ(link_->sent.size(), 2u);
-    EXPECT_EQ(link_->sent[1].type(), pb::TYPE_HELD);
-    EXPECT_EQ(link_->sent[1].held().flow_id(), 21u);
-    ASSERT_EQ(link_->sent[1].held().packets_size(), 1);
-    EXPECT_EQ(link_->sent[1].held().packets(0), "segment-3");
-  }
 }
 
 TEST_F(ReturnTest, RefusedReturnIsKept) {
