@@ -7,6 +7,7 @@
 #include <boost/asio/write.hpp>
 #include <iostream>
 
+#include "common/handoff/channel/poll_window.h"
 #include "common/handoff/wire/errors.h"
 #include "common/handoff/wire/limits.h"
 #include "common/handoff/wire/messages.h"
@@ -123,6 +124,7 @@ void Connection::enqueue(pb::Envelope message) {
   auto frame = wire::encode_frame(message);
   if (!frame.ok()) return fail(annotate(frame.take_error(), "encode"));  // checked before: a bug
   write_queue_.push_back(std::move(frame).value());
+  PollWindow::note_traffic();  // its answer is tens of µs away
   if (!writing_) write_next();
 }
 
@@ -170,6 +172,7 @@ void Connection::read_body(uint32_t length) {
       return self->fail(error("read from " + self->peer_host_id_ + ": " + ec.message()));
     }
     if (self->closed_.load()) return;  // closed locally while this frame arrived
+    PollWindow::note_traffic();  // a handoff's next frame follows soon
     auto envelope = wire::decode_envelope(self->body_);
     if (self->body_.capacity() > (1u << 20)) std::vector<uint8_t>().swap(self->body_);  // no 64 MiB idling
     if (!envelope.ok()) return self->fail(annotate(envelope.take_error(), "from " + self->peer_host_id_));

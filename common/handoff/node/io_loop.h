@@ -7,12 +7,13 @@
 // takes ~25 µs to wake on an idle vCPU (measured between lab namespaces:
 // TCP ping-pong RTT 56 µs blocking vs 9.6 µs polling), more than the rest of
 // a hop. The answers a Node waits for arrive within tens of µs of its own
-// last step, so it polls for `busy_poll` after work — the idle-poll window
-// of polling reactors (Seastar's --idle-poll-time-us, Linux's
-// net.core.busy_poll) — and calls sched_yield() on every empty poll, so a
-// runnable thread on the same CPU (the daemon's workers) is not kept waiting
-// behind it. The cost: up to `busy_poll` of CPU after each event; a Node
-// busy all the time polls all the time.
+// last step, so it polls for `busy_poll` after control traffic (a frame
+// written or read: channel/poll_window.h; a timer alone does not count) —
+// the idle-poll window of polling reactors (Seastar's --idle-poll-time-us,
+// Linux's net.core.busy_poll) — and calls sched_yield() on every empty
+// poll, so a runnable thread on the same CPU (the daemon's workers) is not
+// kept waiting behind it. The cost: up to `busy_poll` of CPU after each
+// frame; a Node busy all the time polls all the time.
 #pragma once
 
 #include <boost/asio/io_context.hpp>

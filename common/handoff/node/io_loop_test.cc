@@ -1,7 +1,10 @@
 // run_io_loop: handlers posted from other threads run, stop() ends the loop,
-// and the loop polls after work for the window only — then it sleeps (CPU
-// time of the loop thread, read with its thread CPU clock).
+// and the loop polls after control traffic for the window only — then it
+// sleeps; other work does not make it poll (CPU time of the loop thread, read
+// with its thread CPU clock).
 #include "common/handoff/node/io_loop.h"
+
+#include "common/handoff/channel/poll_window.h"
 
 #include <gtest/gtest.h>
 #include <pthread.h>
@@ -62,7 +65,7 @@ TEST(IoLoop, RunsPostedHandlersAndStops) {
 
 TEST(IoLoop, SleepsOnceTheWindowIsOver) {
   Loop loop(1ms);
-  loop.run_and_wait([] {});
+  loop.run_and_wait([] { channel::PollWindow::note_traffic(); });
   // 1 ms of polling after the handler, then asleep in epoll: ~0 CPU.
   EXPECT_LT(loop.cpu_while_idle(300ms).count(), 30);
 }
@@ -71,8 +74,15 @@ TEST(IoLoop, PollsWithinTheWindow) {
   // A window longer than the measurement: the thread keeps polling (it
   // yields, but with nothing else to run on its CPU it gets most of it).
   Loop loop(std::chrono::microseconds(5s));
-  loop.run_and_wait([] {});
+  loop.run_and_wait([] { channel::PollWindow::note_traffic(); });
   EXPECT_GT(loop.cpu_while_idle(300ms).count(), 30);
+}
+
+TEST(IoLoop, WorkWithoutTrafficDoesNotOpenTheWindow) {
+  // A timer's or a deferred removal's handler: back to sleep at once.
+  Loop loop(std::chrono::microseconds(5s));
+  loop.run_and_wait([] {});
+  EXPECT_LT(loop.cpu_while_idle(300ms).count(), 30);
 }
 
 TEST(IoLoop, PlainRunSleeps) {

@@ -21,6 +21,7 @@
 #include "common/handoff/channel/server.h"
 #include "common/handoff/node/flow_keys.h"
 #include "common/handoff/node/host_env.h"
+#include "common/handoff/channel/poll_window.h"
 #include "common/handoff/node/io_loop.h"
 #include "common/handoff/node/origin_flow.h"
 #include "common/handoff/node/return_acceptor.h"
@@ -449,7 +450,9 @@ void Node::Impl::offer(OfferRequest req, OfferDone done) {
 
 void Node::Impl::give_back(AcceptedConnection conn, std::string unread, GiveBackDone done) {
   // First let the client acknowledge what was sent (bounded), polling on
-  // this thread's timer: nothing else waits meanwhile.
+  // this thread's timer: nothing else waits meanwhile. The loop keeps
+  // polling through those short timers (a RETURN follows).
+  channel::PollWindow::note_traffic();
   struct Drain {
     AcceptedConnection conn;
     std::string unread;

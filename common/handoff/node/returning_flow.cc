@@ -52,31 +52,13 @@ Result<protocol::ReturnState> SocketReturningFlow::freeze() {
   return out;
 }
 
-std::vector<std::string> SocketReturningFlow::hand_back() {
-  // A client segment the frontend redirected just before it blocked the flow
-  // can reach this host after DONE (it was queued on the way): a BLOCK would
-  // drop it after HELD is gone, and the client would resend it only at its
-  // loss-probe timeout (~200 ms). Send such segments back to the
-  // frontend instead, which delivers them locally now. Only after DONE: before
-  // it, the frontend's own REDIRECT would send them here again.
-  // Replaced first, drained second: everything the BLOCK dropped is then in
-  // the rings already.
-  if (auto peer = env_.peer(conn_.origin_host); peer.ok() && target_ip_) {
-    const auto back = steer::SteerEntry::redirect(in_key(), conn_.flow.service_ip, (*peer)->mac,
-                                                  env_.config().mac, conn_.flow.flow_id, steer::realtime_ns(),
-                                                  env_.config().ifindex);
-    (void)env_.insert(back);  // failed (counted): the BLOCK stays and drops them
-  }
-  return env_.take_held(conn_.flow.flow_id);
-}
-
 void SocketReturningFlow::release() {
   done_ = true;
   conn_.socket.reset();  // repair mode: no FIN, no RST
   if (target_ip_) {
     // Segments already redirected here before the frontend took the flow
     // back would meet this host's listener and draw an RST: keep dropping
-    // them (or, after DONE, sending them back: hand_back) a while.
+    // them a while.
     env_.remove_later(in_key(), conn_.flow.flow_id);
     env_.remove(out_key(), conn_.flow.flow_id);
   }

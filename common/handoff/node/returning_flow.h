@@ -1,7 +1,6 @@
 // ReturningFlow over a served socket (target → frontend): BLOCK this host's
-// ingress, TCP_REPAIR snapshot; after DONE stragglers are redirected back to
-// the frontend, the socket closes silently and this host's entries go; after
-// a refusal resume and unblock.
+// ingress, TCP_REPAIR snapshot; after DONE a silent close and removal of this
+// host's BLOCK and SNAT; after a refusal resume and unblock.
 #pragma once
 
 #include <memory>
@@ -24,7 +23,7 @@ class SocketReturningFlow final : public protocol::ReturningFlow {
 
   Result<protocol::ReturnState> freeze() override;
   void release() override;
-  std::vector<std::string> hand_back() override;
+  std::vector<std::string> take_held() override { return env_.take_held(conn_.flow.flow_id); }
   Status thaw() override;
 
  private:

@@ -84,11 +84,9 @@ class ReturningFlow {
   // DONE, or the RETURN's fate is unknown: close the repair-mode socket
   // silently and remove this host's BLOCK and SNAT entries.
   virtual void release() = 0;
-  // DONE arrived, before release(): the frontend delivers the flow locally
-  // again. Segments it redirected here just before it took the flow back,
-  // still on their way, are sent back to it from now on; returns what this
-  // host's BLOCK dropped until now (IP packets), for HELD.
-  virtual std::vector<std::string> hand_back() { return {}; }
+  // DONE arrived: client segments this host's BLOCK dropped while the flow
+  // went back (IP packets). They go to the frontend in HELD.
+  virtual std::vector<std::string> take_held() { return {}; }
   // The RETURN was refused or never sent: this host still owns the
   // connection (the frontend's REDIRECT still points here); remove the BLOCK.
   virtual Status thaw() = 0;

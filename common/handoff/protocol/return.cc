@@ -84,7 +84,7 @@ void ReturnHandoff::on_answer(Result<pb::Envelope> answer) {
   // the socket first. Sent even when empty; local cleanup comes after.
   pb::Held held;
   held.set_flow_id(spec_.flow_id);
-  wire::add_held_packets(held.mutable_packets(), flow_->hand_back());
+  wire::add_held_packets(held.mutable_packets(), flow_->take_held());
   (void)link_->send(wire::wrap(std::move(held), spec_.flow_id));
   flow_->release();
   trace_.mark("release");

@@ -469,8 +469,8 @@ struct FakeReturningFlow : ReturningFlow {
     return ReturnState{{"tcp", std::string("tls")}, "GET /next HTTP/1.1\r\n\r\n"};
   }
   void release() override { events.push_back("release"); }
-  std::vector<std::string> hand_back() override {
-    events.push_back("hand_back");
+  std::vector<std::string> take_held() override {
+    events.push_back("take_held");
     return held;
   }
   Status thaw() override {
@@ -526,7 +526,7 @@ TEST_F(ReturnTest, DoneReleasesTheTargetCopy) {
   d.set_flow_id(21);
   answer(wire::wrap(d));
   // HELD (what our BLOCK dropped) goes out on DONE, before the local cleanup.
-  EXPECT_EQ(events_, (Events{"freeze", "hand_back", "release"}));
+  EXPECT_EQ(events_, (Events{"freeze", "take_held", "release"}));
   ASSERT_EQ(link_->sent.size(), 1u);
   EXPECT_EQ(link_->sent[0].type(), pb::TYPE_HELD);
   EXPECT_EQ(link_->sent[0].held().flow_id(), 21u);
@@ -556,9 +556,7 @@ TEST_F(ReturnTest, NeverSentIsKeptButUnknownFateIsDropped) {
   link_->requests.clear();
   start();
   answer(error("no answer in time", ETIMEDOUT));
-  // Neither thawed (the RETURN may have landed) nor handed back: the frontend
-  // may still redirect here, and sending its segments back would loop them.
-  EXPECT_EQ(events_, (Events{"freeze", "release"}));
+  EXPECT_EQ(events_, (Events{"freeze", "release"})) << "a RETURN that may have landed must not be thawed";
   EXPECT_EQ(results_.at(1).outcome, ReturnOutcome::kDropped);
 }
 
