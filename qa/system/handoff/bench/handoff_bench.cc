@@ -18,7 +18,9 @@
 // backend0 — exactly what the daemons use. Timestamps come from one
 // steady_clock, so no cross-host clock guess is involved. The client sends
 // the next request only once the frontend holds the connection again, so
-// every iteration is one whole offer + return without overlap.
+// iterations do not overlap — but for the tail of a return (the frontend may
+// send before its DONE is out; the target's HELD follows), which the next
+// OFFER sometimes meets, as a keep-alive client's next offloaded request would.
 //
 // Usage: handoff_bench [--iterations N] [--busy-poll-us U]
 //   N: default 2000, after 100 warm-ups. U: NodeConfig::busy_poll of both
