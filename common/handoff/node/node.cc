@@ -17,11 +17,11 @@
 #include <mutex>
 #include <thread>
 
+#include "common/handoff/channel/poll_window.h"
 #include "common/handoff/channel/peer_client.h"
 #include "common/handoff/channel/server.h"
 #include "common/handoff/node/flow_keys.h"
 #include "common/handoff/node/host_env.h"
-#include "common/handoff/channel/poll_window.h"
 #include "common/handoff/node/io_loop.h"
 #include "common/handoff/node/origin_flow.h"
 #include "common/handoff/node/return_acceptor.h"
