@@ -101,7 +101,7 @@ uint16_t peer_window(const Snapshot& s) {
   return static_cast<uint16_t>(w > 0xffff ? 0xffff : w);
 }
 
-Result<UniqueFd> restore_impl(const Snapshot& s, const RestoreOptions& opts) {
+Result<UniqueFd> restore_impl(const Snapshot& s, UniqueFd fresh, const RestoreOptions& opts) {
   XO_TRY(validate(s));
   const Endpoint& local = opts.local ? *opts.local : s.local;
   if (local.family() != s.remote.family())
@@ -119,8 +119,10 @@ Result<UniqueFd> restore_impl(const Snapshot& s, const RestoreOptions& opts) {
   const uint32_t send_end = s.send_seq - (our_fin ? 1 : 0);
   const uint32_t recv_end = s.recv_seq - (peer_fin ? 1 : 0);
 
-  UniqueFd fd(::socket(local.family(), SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP));
-  if (!fd) return sys_error("socket");
+  if (!fresh) {
+    XO_ASSIGN_OR_RETURN(fresh, make_repair_socket(local.family()));
+  }
+  UniqueFd fd = std::move(fresh);
   const int sk = fd.get();
   // On any failure the half-built socket is closed in repair mode: no FIN,
   // no RST reaches the peer (declared after fd, so it runs before the close).
@@ -132,10 +134,10 @@ Result<UniqueFd> restore_impl(const Snapshot& s, const RestoreOptions& opts) {
       if (armed) ::setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &on, sizeof(on));
     }
   } silent_close{sk};
-  // Repair mode also sets sk_reuse = SK_FORCE_REUSE, so bind() succeeds next
-  // to a listener or a not-yet-closed original; do NOT set SO_REUSEADDR here,
-  // it would overwrite that with the weaker SK_CAN_REUSE.
-  XO_TRY(repair::set_mode(sk, TCP_REPAIR_ON));
+  // (Repair mode, on since make_repair_socket(), also sets sk_reuse =
+  // SK_FORCE_REUSE, so bind() succeeds next to a listener or a not-yet-closed
+  // original; do NOT set SO_REUSEADDR here, it would overwrite that with the
+  // weaker SK_CAN_REUSE.)
   if (opts.transparent) {
     if (local.family() == AF_INET6)
       XO_TRY(set_sockopt_int(sk, IPPROTO_IPV6, IPV6_TRANSPARENT, 1, "IPV6_TRANSPARENT"));
@@ -237,8 +239,17 @@ Result<UniqueFd> restore_impl(const Snapshot& s, const RestoreOptions& opts) {
 
 }  // namespace
 
-Result<UniqueFd> restore(const Snapshot& snap, const RestoreOptions& opts) {
-  auto r = restore_impl(snap, opts);
+Result<UniqueFd> make_repair_socket(int family) {
+  UniqueFd fd(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP));
+  if (!fd) return sys_error("socket");
+  XO_TRY(repair::set_mode(fd.get(), TCP_REPAIR_ON));
+  return fd;
+}
+
+Result<UniqueFd> restore(const Snapshot& snap, const RestoreOptions& opts) { return restore(snap, UniqueFd(), opts); }
+
+Result<UniqueFd> restore(const Snapshot& snap, UniqueFd fresh, const RestoreOptions& opts) {
+  auto r = restore_impl(snap, std::move(fresh), opts);
   if (!r) return annotate(r.take_error(), "restore");
   return r;
 }

@@ -6,6 +6,7 @@
 
 #include "common/handoff/node/flow_keys.h"
 #include "common/tcp/inject.h"
+#include "common/tcp/snapshot.h"
 
 namespace xo::handoff::node {
 
@@ -56,6 +57,24 @@ void HostEnv::remove(const steer::FlowKey& key, uint64_t owner) {
   ++steer_errors_;
   std::fprintf(stderr, "xo-handoff[%s]: cannot remove steering entry %s: %s\n", config_.host_id.c_str(),
                key.to_string().c_str(), st.error().to_string().c_str());
+}
+
+UniqueFd HostEnv::spare_repair_socket(int family) {
+  if (family != AF_INET && family != AF_INET6) return {};
+  UniqueFd spare;
+  {
+    std::lock_guard lock(mu_);
+    spare = std::move(family == AF_INET ? spare_v4_ : spare_v6_);
+  }
+  if (defer_)
+    defer_(std::chrono::milliseconds(0), [this, family] {
+      auto fresh = tcp::make_repair_socket(family);
+      if (!fresh.ok()) return;  // restore() makes its own next time
+      std::lock_guard lock(mu_);
+      UniqueFd& slot = family == AF_INET ? spare_v4_ : spare_v6_;
+      if (!slot) slot = std::move(*fresh);
+    });
+  return spare;
 }
 
 void HostEnv::remove_later(const steer::FlowKey& key, uint64_t owner) {

@@ -47,6 +47,12 @@ class HostEnv {
   size_t replay_held(const std::vector<std::string>& packets, const FlowInfo& flow, const steer::IpAddr& to);
   uint64_t replayed() const { return replayed_.load(); }
 
+  // A repair-mode socket of `family` made ahead of time, for tcp::restore()
+  // (empty when there is none yet: restore() makes its own). The next one is
+  // made after the current handler, so off the handoff's path (the READY or
+  // DONE goes out first).
+  UniqueFd spare_repair_socket(int family);
+
   // Runs `fn` on the Node's thread after `delay` (set by the Node).
   using Defer = std::function<void(std::chrono::milliseconds delay, std::function<void()> fn)>;
   void set_defer(Defer defer) { defer_ = std::move(defer); }
@@ -57,6 +63,7 @@ class HostEnv {
   Defer defer_;
   std::mutex mu_;
   std::unordered_map<steer::FlowKey, uint64_t, steer::FlowKeyHash> owners_;  // entries inserted by this process
+  UniqueFd spare_v4_, spare_v6_;  // under mu_
 };
 
 }  // namespace xo::handoff::node

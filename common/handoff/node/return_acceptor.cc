@@ -31,7 +31,7 @@ Status SocketReturnAcceptor::take_back(const pb::Return& ret, const std::string&
   tcp::RestoreOptions opts;
   opts.local = to_endpoint(conn.flow.service_ip, conn.flow.service_port, snap.local.family());
   opts.window_probe = false;  // blocked now: probe once unblocked (below)
-  auto fd = tcp::restore(snap, opts);
+  auto fd = tcp::restore(snap, env_.spare_repair_socket(snap.local.family()), opts);
   if (!fd.ok()) {
     if (auto st = env_.insert(redirect); !st.ok()) env_.remove(key, conn.flow.flow_id);  // cannot steer back: at worst a reset
     return annotate(fd.take_error(), "restore");

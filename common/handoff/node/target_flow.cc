@@ -98,7 +98,7 @@ SocketTargetFlowFactory::prepare(const pb::Offer& offer) {
   tcp::RestoreOptions opts;
   opts.local = to_endpoint(*target_ip, conn.flow.service_port, snap->local.family());  // NAT mode
   opts.window_probe = false;  // blocked now: serve() asks for the ACK once unblocked
-  auto fd = tcp::restore(*snap, opts);
+  auto fd = tcp::restore(*snap, env_.spare_repair_socket(snap->local.family()), opts);
   if (!fd.ok()) {
     env_.remove(out_key, offer.flow_id());
     env_.remove(in_key, offer.flow_id());

@@ -126,11 +126,15 @@ void TargetHandoffs::on_go_timeout(uint64_t flow_id) {
 }
 
 void TargetHandoffs::serve(uint64_t, Entry& entry, std::vector<std::string> held) {
-  if (entry.go_timer) entry.go_timer->cancel();
+  // Cancelled after serving (cancelling may reprogram the timer; same
+  // thread, so it cannot fire in between). Held here: serving may end the
+  // entry (a connection closed at once).
+  auto go_timer = std::move(entry.go_timer);
   entry.state = TargetState::kServing;
   entry.trace.mark("serve");
   ++counters_.served;
   entry.flow->serve(std::move(held));
+  if (go_timer) go_timer->cancel();
 }
 
 void TargetHandoffs::discard(uint64_t flow_id) {
