@@ -9,6 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <fcntl.h>
 #include <linux/sockios.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 
 #include <algorithm>
@@ -488,6 +489,9 @@ void Node::Impl::give_back(AcceptedConnection conn, std::string unread, GiveBack
     }
     if (std::chrono::steady_clock::now() < d->spin_until) {
       channel::PollWindow::note_traffic();
+      // A re-posted handler keeps the loop from its idle yield: yield here,
+      // or the client's thread on this CPU (whose ACK we wait for) waits.
+      ::sched_yield();
       return asio::post(io_, [poll] {
         if (*poll) (*poll)();
       });
