@@ -42,7 +42,7 @@ Connection::~Connection() {
 }
 
 void Connection::start() {
-  asio::post(stream_.get_executor(), [self = shared_from_this()] { self->read_header(); });
+  asio::post(stream_.get_executor(), [self = shared_from_this()] { self->read_more(); });
 }
 
 Status Connection::check_sendable(pb::Envelope& message) const {
@@ -150,37 +150,72 @@ void Connection::write_next() {
                     });
 }
 
-void Connection::read_header() {
-  asio::async_read(stream_, asio::buffer(header_), [self = shared_from_this()](boost::system::error_code ec, size_t) {
+void Connection::read_more() {
+  // Room for at least a header's worth, or the rest of a frame begun: the
+  // frame's size is known once its header is in (take_frames() grows in_).
+  constexpr size_t kInitial = 16u << 10;
+  if (in_begin_ > 0 && in_begin_ == in_end_) in_begin_ = in_end_ = 0;
+  if (in_.size() < kInitial) in_.resize(kInitial);
+  if (in_end_ == in_.size()) {
+    std::copy(in_.begin() + static_cast<std::ptrdiff_t>(in_begin_), in_.begin() + static_cast<std::ptrdiff_t>(in_end_),
+              in_.begin());
+    in_end_ -= in_begin_;
+    in_begin_ = 0;
+  }
+  if (in_end_ == in_.size()) in_.resize(in_.size() * 2);  // bounded: take_frames() checks the length first
+  auto room = asio::buffer(in_.data() + in_end_, in_.size() - in_end_);
+  stream_.async_read_some(room, [self = shared_from_this()](boost::system::error_code ec, size_t n) {
     if (ec) {
       if (self->closed_.load()) return;
       if (ec == asio::error::eof)  // close_notify: the peer shut down cleanly; answer in kind
         return self->finish(error("peer " + self->peer_host_id_ + " closed the connection"), /*graceful=*/true);
       return self->fail(error("read from " + self->peer_host_id_ + ": " + ec.message()));
     }
-    auto length = wire::decode_frame_length(self->header_);
-    if (!length.ok()) return self->fail(annotate(length.take_error(), "from " + self->peer_host_id_));
-    self->read_body(*length);
+    if (self->closed_.load()) return;  // closed locally while these bytes arrived
+    PollWindow::note_traffic();        // a handoff's next frame follows soon
+    self->in_end_ += n;
+    if (self->take_frames() && !self->closed_.load()) self->read_more();
   });
 }
 
-void Connection::read_body(uint32_t length) {
-  body_.resize(length);  // bounded by decode_frame_length
-  asio::async_read(stream_, asio::buffer(body_), [self = shared_from_this()](boost::system::error_code ec, size_t) {
-    if (ec) {
-      if (self->closed_.load()) return;
-      return self->fail(error("read from " + self->peer_host_id_ + ": " + ec.message()));
+bool Connection::take_frames() {
+  while (in_end_ - in_begin_ >= wire::kFrameHeaderBytes) {
+    const uint8_t* frame = in_.data() + in_begin_;
+    auto length = wire::decode_frame_length(std::span(frame, wire::kFrameHeaderBytes));
+    if (!length.ok()) {
+      fail(annotate(length.take_error(), "from " + peer_host_id_));
+      return false;
     }
-    if (self->closed_.load()) return;  // closed locally while this frame arrived
-    PollWindow::note_traffic();  // a handoff's next frame follows soon
-    auto envelope = wire::decode_envelope(self->body_);
-    if (self->body_.capacity() > (1u << 20)) std::vector<uint8_t>().swap(self->body_);  // no 64 MiB idling
-    if (!envelope.ok()) return self->fail(annotate(envelope.take_error(), "from " + self->peer_host_id_));
-    if (auto st = self->recv_seq_.accept(envelope->seq()); !st.ok())
-      return self->fail(annotate(st.take_error(), "from " + self->peer_host_id_));
-    self->dispatch(std::move(envelope).value());
-    if (!self->closed_.load()) self->read_header();
-  });
+    const size_t whole = wire::kFrameHeaderBytes + *length;  // bounded by decode_frame_length
+    if (in_end_ - in_begin_ < whole) {
+      // The rest is still on its way: make room for all of it.
+      if (in_.size() - in_begin_ < whole) {
+        std::copy(in_.begin() + static_cast<std::ptrdiff_t>(in_begin_),
+                  in_.begin() + static_cast<std::ptrdiff_t>(in_end_), in_.begin());
+        in_end_ -= in_begin_;
+        in_begin_ = 0;
+        if (in_.size() < whole) in_.resize(whole);
+      }
+      return true;
+    }
+    auto envelope = wire::decode_envelope(std::span(frame + wire::kFrameHeaderBytes, *length));
+    in_begin_ += whole;
+    if (!envelope.ok()) {
+      fail(annotate(envelope.take_error(), "from " + peer_host_id_));
+      return false;
+    }
+    if (auto st = recv_seq_.accept(envelope->seq()); !st.ok()) {
+      fail(annotate(st.take_error(), "from " + peer_host_id_));
+      return false;
+    }
+    dispatch(std::move(envelope).value());
+    if (closed_.load()) return false;
+  }
+  if (in_begin_ == in_end_) {
+    in_begin_ = in_end_ = 0;
+    if (in_.size() > (1u << 20)) std::vector<uint8_t>().swap(in_);  // no 64 MiB idling
+  }
+  return true;
 }
 
 void Connection::dispatch(pb::Envelope envelope) {

@@ -95,8 +95,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Status check_sendable(pb::Envelope& message) const;
   void enqueue(pb::Envelope message);  // on the strand
   void write_next();
-  void read_header();
-  void read_body(uint32_t length);
+  void read_more();
+  // Dispatches every complete frame in in_; false when the connection failed.
+  bool take_frames();
   void dispatch(pb::Envelope envelope);
   void fail(Error why);  // close at once because of an error (on the strand)
   // Close (on the strand): fail pending requests, report on_close once; a
@@ -119,8 +120,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   wire::SequenceCounter send_seq_;
   wire::SequenceGuard recv_seq_;
   std::deque<std::vector<uint8_t>> write_queue_;
-  std::array<uint8_t, 4> header_{};
-  std::vector<uint8_t> body_;
+  // Bytes read, not yet dispatched: [in_begin_, in_end_) of in_. One read
+  // usually brings one whole frame (a frame is one TLS record up to 16 KiB).
+  std::vector<uint8_t> in_;
+  size_t in_begin_ = 0, in_end_ = 0;
   std::unordered_map<uint64_t, Pending> pending_;
   asio::steady_timer shutdown_timer_;
 };

@@ -165,8 +165,11 @@ class HandoffLabTest : public ::testing::Test {
                 static_cast<unsigned long>(be["held"]), static_cast<unsigned long>(be["replayed"]));
     // Every client segment a BLOCK dropped went back into the connection:
     // a lost one costs its client a ~200 ms retransmission timeout. (Only a
-    // run descheduled past the fence's 200 µs bound could escape.)
-    EXPECT_EQ(fe["held"] + be["held"], fe["replayed"] + be["replayed"]);
+    // run descheduled past the fence's 200 µs bound could escape — and the
+    // last segment, say a FIN, of a connection the client reset while it
+    // moved: that socket is gone, nothing to replay into.)
+    EXPECT_LE(fe["held"] + be["held"], fe["replayed"] + be["replayed"] + client_aborts);
+    EXPECT_GE(fe["held"] + be["held"], fe["replayed"] + be["replayed"]);
     EXPECT_EQ(fe["offloaded"], offloads);
     EXPECT_EQ(fe["served_locally"], 0u);
     EXPECT_EQ(fe["lost"], 0u);
