@@ -596,6 +596,54 @@ TEST_F(HandoffChannelBadFrames, ForgedVersionClosesTheConnection) {
   send_raw_and_expect_close({f}, "version");
 }
 
+// Framing does not depend on how the bytes arrive: two frames in one TLS
+// record, then one frame cut into three records (inside its header too).
+// Each OFFER is answered with its own READY; the connection stays up.
+TEST_F(HandoffChannelBadFrames, FramesSplitOrJoinedAcrossRecordsAllArrive) {
+  auto server = start_server();
+  const uint16_t port = server->local_endpoint().port();
+  auto ctx = make_tls_context(TlsIdentity::from_pki_dir(pki_.dir(), "rgw-2"), Role::kClient);
+  ASSERT_TRUE(ctx.ok());
+  asio::io_context io;
+  auto raw = raw_connect(io, **ctx, port);
+  ASSERT_FALSE(raw.handshake_ec) << raw.handshake_ec.message();
+  auto joined = frame(1, 11);
+  auto second = frame(2, 12);
+  joined.insert(joined.end(), second.begin(), second.end());
+  asio::write(*raw.stream, asio::buffer(joined));
+  const auto third = frame(3, 13);
+  asio::write(*raw.stream, asio::buffer(third.data(), 2));
+  std::this_thread::sleep_for(20ms);
+  asio::write(*raw.stream, asio::buffer(third.data() + 2, 10));
+  std::this_thread::sleep_for(20ms);
+  asio::write(*raw.stream, asio::buffer(third.data() + 12, third.size() - 12));
+
+  // Three READYs, in order, each answering its OFFER's txn.
+  std::vector<uint8_t> in;
+  std::vector<uint64_t> answered;
+  boost::system::error_code ec;
+  timeval tv{3, 0};
+  setsockopt(raw.sock()->native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  while (answered.size() < 3) {
+    std::vector<uint8_t> buf(4096);
+    const size_t n = raw.stream->read_some(asio::buffer(buf), ec);
+    ASSERT_FALSE(ec) << ec.message() << " after " << answered.size() << " answers";
+    in.insert(in.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
+    while (in.size() >= wire::kFrameHeaderBytes) {
+      auto len = wire::decode_frame_length(std::span(in.data(), wire::kFrameHeaderBytes));
+      ASSERT_TRUE(len.ok());
+      if (in.size() < wire::kFrameHeaderBytes + *len) break;
+      auto e = wire::decode_envelope(std::span(in.data() + wire::kFrameHeaderBytes, *len));
+      ASSERT_TRUE(e.ok()) << e.error().to_string();
+      EXPECT_EQ(e->type(), pb::TYPE_READY);
+      answered.push_back(e->txn());
+      in.erase(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(wire::kFrameHeaderBytes + *len));
+    }
+  }
+  EXPECT_EQ(answered, (std::vector<uint64_t>{11, 12, 13}));
+  EXPECT_FALSE(log_.contains("closed")) << "the connection was dropped";
+}
+
 TEST(HandoffBackoff, GrowsWithJitterUpToTheCap) {
   Backoff b({100ms, 1000ms, 2.0, 0.25}, 7);
   const std::vector<int> base = {100, 200, 400, 800, 1000, 1000, 1000};
