@@ -156,12 +156,7 @@ void Connection::read_more() {
   constexpr size_t kInitial = 16u << 10;
   if (in_begin_ > 0 && in_begin_ == in_end_) in_begin_ = in_end_ = 0;
   if (in_.size() < kInitial) in_.resize(kInitial);
-  if (in_end_ == in_.size()) {
-    std::copy(in_.begin() + static_cast<std::ptrdiff_t>(in_begin_), in_.begin() + static_cast<std::ptrdiff_t>(in_end_),
-              in_.begin());
-    in_end_ -= in_begin_;
-    in_begin_ = 0;
-  }
+  if (in_end_ == in_.size()) compact_input();
   if (in_end_ == in_.size()) in_.resize(in_.size() * 2);  // bounded: take_frames() checks the length first
   auto room = asio::buffer(in_.data() + in_end_, in_.size() - in_end_);
   stream_.async_read_some(room, [self = shared_from_this()](boost::system::error_code ec, size_t n) {
@@ -178,6 +173,13 @@ void Connection::read_more() {
   });
 }
 
+void Connection::compact_input() {
+  std::copy(in_.begin() + static_cast<std::ptrdiff_t>(in_begin_), in_.begin() + static_cast<std::ptrdiff_t>(in_end_),
+            in_.begin());
+  in_end_ -= in_begin_;
+  in_begin_ = 0;
+}
+
 bool Connection::take_frames() {
   while (in_end_ - in_begin_ >= wire::kFrameHeaderBytes) {
     const uint8_t* frame = in_.data() + in_begin_;
@@ -190,10 +192,7 @@ bool Connection::take_frames() {
     if (in_end_ - in_begin_ < whole) {
       // The rest is still on its way: make room for all of it.
       if (in_.size() - in_begin_ < whole) {
-        std::copy(in_.begin() + static_cast<std::ptrdiff_t>(in_begin_),
-                  in_.begin() + static_cast<std::ptrdiff_t>(in_end_), in_.begin());
-        in_end_ -= in_begin_;
-        in_begin_ = 0;
+        compact_input();
         if (in_.size() < whole) in_.resize(whole);
       }
       return true;

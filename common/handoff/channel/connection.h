@@ -98,6 +98,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void read_more();
   // Dispatches every complete frame in in_; false when the connection failed.
   bool take_frames();
+  void compact_input();  // moves the unread bytes to the front of in_
   void dispatch(pb::Envelope envelope);
   void fail(Error why);  // close at once because of an error (on the strand)
   // Close (on the strand): fail pending requests, report on_close once; a
