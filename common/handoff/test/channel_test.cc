@@ -144,6 +144,7 @@ class HandoffChannel : public ::testing::Test {
   // A raw TLS client with any context, for peers our PeerClient would never be.
   struct RawPeer {
     tcp::socket* sock() { return &stream->next_layer(); }
+    std::shared_ptr<asio::ssl::context> ctx;  // when the peer owns it (outlives the stream)
     std::unique_ptr<asio::ssl::stream<tcp::socket>> stream;
     boost::system::error_code handshake_ec;
   };
@@ -550,14 +551,23 @@ TEST_F(HandoffChannel, CleanShutdownIsSeenByThePeer) {
 // the server keeps serving the others.
 class HandoffChannelBadFrames : public HandoffChannel {
  protected:
-  void send_raw_and_expect_close(const std::vector<std::vector<uint8_t>>& frames, const std::string& why) {
+  // An authenticated peer (rgw-2) on a raw TLS connection to a new server.
+  RawPeer authenticated_raw_peer(asio::io_context& io, uint16_t& port) {
     auto server = start_server();
-    const uint16_t port = server->local_endpoint().port();
+    port = server->local_endpoint().port();
     auto ctx = make_tls_context(TlsIdentity::from_pki_dir(pki_.dir(), "rgw-2"), Role::kClient);
-    ASSERT_TRUE(ctx.ok());
-    asio::io_context io;
+    EXPECT_TRUE(ctx.ok());
+    if (!ctx.ok()) return {};
     auto raw = raw_connect(io, **ctx, port);
-    ASSERT_FALSE(raw.handshake_ec) << raw.handshake_ec.message();
+    raw.ctx = *ctx;
+    EXPECT_FALSE(raw.handshake_ec) << raw.handshake_ec.message();
+    return raw;
+  }
+  void send_raw_and_expect_close(const std::vector<std::vector<uint8_t>>& frames, const std::string& why) {
+    asio::io_context io;
+    uint16_t port = 0;
+    auto raw = authenticated_raw_peer(io, port);
+    ASSERT_TRUE(raw.stream && !raw.handshake_ec);
     for (const auto& f : frames) asio::write(*raw.stream, asio::buffer(f));
     EXPECT_TRUE(raw_is_closed(raw)) << "server kept a misbehaving peer";
     EXPECT_TRUE(wait_until([&] { return log_.contains(why); })) << why;
@@ -600,13 +610,10 @@ TEST_F(HandoffChannelBadFrames, ForgedVersionClosesTheConnection) {
 // record, then one frame cut into three records (inside its header too).
 // Each OFFER is answered with its own READY; the connection stays up.
 TEST_F(HandoffChannelBadFrames, FramesSplitOrJoinedAcrossRecordsAllArrive) {
-  auto server = start_server();
-  const uint16_t port = server->local_endpoint().port();
-  auto ctx = make_tls_context(TlsIdentity::from_pki_dir(pki_.dir(), "rgw-2"), Role::kClient);
-  ASSERT_TRUE(ctx.ok());
   asio::io_context io;
-  auto raw = raw_connect(io, **ctx, port);
-  ASSERT_FALSE(raw.handshake_ec) << raw.handshake_ec.message();
+  uint16_t port = 0;
+  auto raw = authenticated_raw_peer(io, port);
+  ASSERT_TRUE(raw.stream && !raw.handshake_ec);
   auto joined = frame(1, 11);
   auto second = frame(2, 12);
   joined.insert(joined.end(), second.begin(), second.end());
