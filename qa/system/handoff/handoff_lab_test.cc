@@ -93,8 +93,9 @@ class HandoffLabTest : public ::testing::Test {
   // `client_aborts`: the client may reset its own connections at the end
   // (wrk stops mid-request); then at most that many of its connections send
   // RSTs (one each, and one more for each server segment still arriving at
-  // the closed socket), none may reach it, and a connection reset while at a backend ends there
-  // (the backend tells the frontend: CLOSED; its REDIRECT goes after the linger).
+  // the closed socket), none may reach it, and a connection reset while at a
+  // backend ends there (the backend tells the frontend: CLOSED; its REDIRECT
+  // goes after the linger).
   // `closed_at_backend`: connections the test ends at the backend on purpose.
   void expect_clean_finish(uint64_t offloads, uint64_t client_aborts = 0, uint64_t closed_at_backend = 0) {
     auto counts = rst_->stop();

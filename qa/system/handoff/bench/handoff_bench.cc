@@ -131,13 +131,9 @@ struct HostNode {
   std::unique_ptr<node::Node> node;
 };
 
-// Node settings the command line may override (the Node's defaults otherwise).
-struct Tuning {
-  std::optional<std::chrono::microseconds> busy_poll;
-};
-
 Result<HostNode> make_node(const lab::Lab& lab, const std::string& host, const std::string& peer,
-                           const std::string& pin_dir, const std::string& pki_dir, const Tuning& tuning) {
+                           const std::string& pin_dir, const std::string& pki_dir,
+                           std::optional<std::chrono::microseconds> busy_poll) {
   const lab::Host* me = lab.find(host);
   const lab::Host* other = lab.find(peer);
   XO_ASSIGN_OR_RETURN(auto scope, lab::NetnsScope::enter(me->ns));
@@ -158,7 +154,7 @@ Result<HostNode> make_node(const lab::Lab& lab, const std::string& host, const s
   cfg.data_ip4 = ip;
   XO_ASSIGN_OR_RETURN(cfg.mac, steer::parse_mac(me->mac));
   cfg.steer = h.steer.get();
-  if (tuning.busy_poll) cfg.busy_poll = *tuning.busy_poll;
+  if (busy_poll) cfg.busy_poll = *busy_poll;
   XO_ASSIGN_OR_RETURN(h.node, node::Node::create(std::move(cfg)));
   return h;
 }
@@ -475,15 +471,15 @@ Result<UniqueFd> listen_on(const std::string& ns, const std::string& ip, uint16_
 
 int main(int argc, char** argv) {
   int iterations = 2000;
-  Tuning tuning;
+  std::optional<std::chrono::microseconds> busy_poll;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--iterations") iterations = std::atoi(argv[i + 1]);
-    else if (flag == "--busy-poll-us") tuning.busy_poll = std::chrono::microseconds(std::atoi(argv[i + 1]));
+    else if (flag == "--busy-poll-us") busy_poll = std::chrono::microseconds(std::atoi(argv[i + 1]));
     else return fail("unknown flag " + flag);
   }
   if (iterations < 10) return fail("usage: handoff_bench [--iterations N>=10] [--busy-poll-us U]");
-  const auto polling = tuning.busy_poll.value_or(node::NodeConfig{}.busy_poll);
+  const auto polling = busy_poll.value_or(node::NodeConfig{}.busy_poll);
 
   auto lab = lab::Lab::up({.backends = 1});
   if (!lab.ok()) return fail("lab: " + lab.error().to_string());
@@ -492,9 +488,9 @@ int main(int argc, char** argv) {
   handoff::test::TempPki pki({"frontend", "backend0"});
   if (!pki.ok()) return fail("xo-pki failed");
 
-  auto fe = make_node(*lab, "frontend", "backend0", (*bpffs)->pin_dir("frontend"), pki.dir(), tuning);
+  auto fe = make_node(*lab, "frontend", "backend0", (*bpffs)->pin_dir("frontend"), pki.dir(), busy_poll);
   if (!fe.ok()) return fail("frontend node: " + fe.error().to_string());
-  auto be = make_node(*lab, "backend0", "frontend", (*bpffs)->pin_dir("backend0"), pki.dir(), tuning);
+  auto be = make_node(*lab, "backend0", "frontend", (*bpffs)->pin_dir("backend0"), pki.dir(), busy_poll);
   if (!be.ok()) return fail("backend0 node: " + be.error().to_string());
   const auto until = Clock::now() + 10s;
   while (!(fe->node->connected("backend0") && be->node->connected("frontend")) && Clock::now() < until)
