@@ -3,6 +3,7 @@
 // touches a flow happens on that thread; the public methods post to it.
 #include "common/handoff/node/node.h"
 
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -627,21 +628,26 @@ void Node::set_record_observer(RecordObserver observer) {
   impl_->observer_ = std::move(observer);
 }
 
+boost::asio::any_io_executor Node::executor() { return impl_->io_.get_executor(); }
+
+// dispatch: on the Node's own thread the work starts now (a caller doing its
+// client I/O there offers without a thread hop); from any other thread it is
+// posted.
 void Node::offer(OfferRequest request, OfferDone done) {
-  asio::post(impl_->io_, [impl = impl_.get(), request = std::move(request), done = std::move(done)]() mutable {
+  asio::dispatch(impl_->io_, [impl = impl_.get(), request = std::move(request), done = std::move(done)]() mutable {
     impl->offer(std::move(request), std::move(done));
   });
 }
 
 void Node::give_back(AcceptedConnection conn, std::string unread, GiveBackDone done) {
-  asio::post(impl_->io_, [impl = impl_.get(), conn = std::move(conn), unread = std::move(unread),
-                          done = std::move(done)]() mutable {
+  asio::dispatch(impl_->io_, [impl = impl_.get(), conn = std::move(conn), unread = std::move(unread),
+                              done = std::move(done)]() mutable {
     impl->give_back(std::move(conn), std::move(unread), std::move(done));
   });
 }
 
 void Node::close(AcceptedConnection conn) {
-  asio::post(impl_->io_, [impl = impl_.get(), conn = std::move(conn)]() mutable { impl->close(std::move(conn)); });
+  asio::dispatch(impl_->io_, [impl = impl_.get(), conn = std::move(conn)]() mutable { impl->close(std::move(conn)); });
 }
 
 void Node::reconcile(std::chrono::milliseconds timeout, std::function<void(protocol::ReconcileResult)> done) {

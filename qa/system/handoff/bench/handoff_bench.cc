@@ -15,7 +15,13 @@
 // One process, three lab hosts: the client, the frontend and backend0 each
 // run on threads setns()'d into their namespace, with a real Node (eBPF
 // steering on eth0, mutual-TLS control channel) on the frontend and on
-// backend0 — exactly what the daemons use. Timestamps come from one
+// backend0 — exactly what the daemons use. The frontend waits for and reads
+// each request on its Node's own thread (Node::executor()) and offers it
+// there, so the offer starts without a thread hop; the target answers and
+// gives the connection back from its accept handler. (With worker threads
+// instead, the lab's two vCPUs carry four busy threads: a worker's wake-up
+// then lands in the middle of the next handoff, and each run's p50 moved by
+// ±15 µs with where the scheduler put them.) Timestamps come from one
 // steady_clock, so no cross-host clock guess is involved. The client sends
 // the next request only once the frontend holds the connection again, so
 // iterations do not overlap — but for the tail of a return (the frontend may
@@ -31,18 +37,24 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <boost/asio/post.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <future>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -67,6 +79,7 @@ using namespace xo;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 namespace node = handoff::node;
+namespace asio = boost::asio;
 
 constexpr int kWarmUp = 100;
 constexpr uint16_t kControlPort = 7710;
@@ -83,8 +96,8 @@ int fail(const std::string& why) {
   return 1;
 }
 
-// A small blocking queue between a Node's callbacks (which must not block)
-// and the worker threads that do the socket I/O.
+// A small blocking queue from a Node's thread (whose callbacks must not
+// block) to a thread that may: here, to the client.
 template <class T>
 class Queue {
  public:
@@ -123,6 +136,17 @@ void add_steps(const handoff::protocol::Trace& t, const std::string& prefix, con
 struct Sample {
   Clock::time_point request_in_hand, target_may_send, give_back_called, frontend_may_send;
 };
+
+// Runs `fn` on the Node's own thread and waits for it: also a barrier (what
+// was queued there before has run).
+void on_thread_of(node::Node& n, const std::function<void()>& fn) {
+  std::promise<void> done;
+  asio::post(n.executor(), [&] {
+    fn();
+    done.set_value();
+  });
+  done.get_future().wait();
+}
 
 // One host's Node with its steering backend, created on a thread inside the
 // host's namespace (the Node's own thread inherits it).
@@ -229,27 +253,30 @@ struct FrontendConn {
   std::string unread;                       // plaintext read, not consumed
 };
 
-// Read one request head (ends with an empty line) from the connection.
-Result<std::string> read_request(FrontendConn& c) {
-  for (;;) {
-    auto end = c.unread.find("\r\n\r\n");
-    if (end != std::string::npos) {
-      std::string req = c.unread.substr(0, end + 4);
-      c.unread.erase(0, end + 4);
-      return req;
-    }
-    uint8_t tmp[4096];
-    size_t n = 0;
-    if (c.layer) {
-      XO_ASSIGN_OR_RETURN(n, c.layer->read_some(tmp));
-    } else {
-      ssize_t r = ::recv(c.socket.get(), tmp, sizeof tmp, 0);
-      if (r < 0) return sys_error("recv");
-      n = static_cast<size_t>(r);
-    }
-    if (n == 0) return error("client closed", EPIPE);
-    c.unread.append(reinterpret_cast<char*>(tmp), n);
+// One whole request head (ends with an empty line) taken from `unread`, if in.
+std::optional<std::string> take_request(std::string& unread) {
+  auto end = unread.find("\r\n\r\n");
+  if (end == std::string::npos) return std::nullopt;
+  std::string req = unread.substr(0, end + 4);
+  unread.erase(0, end + 4);
+  return req;
+}
+
+// One read from the client (the socket is readable).
+Status read_once(FrontendConn& c) {
+  uint8_t tmp[4096];
+  size_t n = 0;
+  if (c.layer) {
+    XO_ASSIGN_OR_RETURN(n, c.layer->read_some(tmp));
+  } else {
+    ssize_t r = ::recv(c.socket.get(), tmp, sizeof tmp, MSG_DONTWAIT);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return {};
+    if (r < 0) return sys_error("recv");
+    n = static_cast<size_t>(r);
   }
+  if (n == 0) return error("client closed", EPIPE);
+  c.unread.append(reinterpret_cast<char*>(tmp), n);
+  return {};
 }
 
 const std::string kResponse = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(kBodyBytes) +
@@ -263,23 +290,178 @@ Status write_plain_or_tls(int fd, tls::RecordLayer* layer, const std::string& s)
   return {};
 }
 
+using Steps = std::map<std::string, std::vector<double>>;
+
 struct RunResult {
   std::vector<double> handoff, ret;
-  std::map<std::string, std::vector<double>> steps;
+  Steps steps;
   int served_locally = 0, not_returned = 0;
+};
+
+// The frontend, on the frontend Node's own thread — as a daemon doing its
+// client I/O on Node::executor() would: it waits for each request with the
+// Node's reactor, reads it there and offers it at once (offer() then starts
+// inline: no thread hop between the request and the freeze). Its return
+// handler goes on with the next request.
+class FrontendLoop : public std::enable_shared_from_this<FrontendLoop> {
+ public:
+  struct Run {
+    int total;
+    std::string suffix;
+    std::vector<Sample>& samples;
+    Queue<int>& ready;             // the client may send request i
+    std::atomic<int>& current;     // the iteration being offered (the target's handler reads it)
+    std::function<void(const std::string&)> fail;
+  };
+  FrontendLoop(node::Node& fe, FrontendConn conn, Run run)
+      : fe_(fe),
+        exec_(fe.executor()),
+        conn_(std::move(conn)),
+        run_(std::move(run)),
+        ended_future_(ended_promise_.get_future()) {}
+
+  void start() {
+    fe_.set_return_handler([self = shared_from_this()](node::ReturnedConnection c) {
+      const auto at = Clock::now();  // the frontend may send from here
+      self->on_returned(std::move(c), at);
+    });
+    asio::post(exec_, [self = shared_from_this()] { self->next(); });
+  }
+  // From any thread: wait (bounded) until every iteration ran, then end the
+  // loop (at once when it failed, or the client did) and wait until it has.
+  void stop(std::chrono::milliseconds grace) {
+    (void)ended_future_.wait_for(grace);
+    asio::post(exec_, [self = shared_from_this()] { self->finish(); });
+    ended_future_.wait();
+  }
+  // After stop():
+  Steps steps() const { return steps_; }
+  int completed() const { return i_; }
+  int served_locally() const { return served_locally_; }
+
+ private:
+  void next() {
+    if (ended_) return;
+    if (i_ == run_.total) return finish();
+    run_.ready.push(i_);
+    wait_request();
+  }
+
+  void wait_request() {
+    if (take_request(conn_.unread)) return on_request();
+    if (!desc_) desc_.emplace(exec_, conn_.socket.get());
+    auto readable = [self = shared_from_this()](boost::system::error_code ec) {
+      if (self->ended_) return;
+      if (ec) return self->fail("frontend wait: " + ec.message());
+      if (auto st = read_once(self->conn_); !st.ok()) return self->fail("frontend read: " + st.error().to_string());
+      self->wait_request();
+    };
+    desc_->async_wait(asio::posix::descriptor_base::wait_read, std::move(readable));
+  }
+
+  void on_request() {
+    run_.samples[static_cast<size_t>(i_)].request_in_hand = Clock::now();
+    run_.current = i_;
+    node::OfferRequest offer;
+    if (conn_.layer) {
+      auto unconsumed = std::span(reinterpret_cast<const uint8_t*>(conn_.unread.data()), conn_.unread.size());
+      auto st = conn_.layer->freeze(unconsumed);
+      if (!st.ok()) return fail("frontend freeze: " + st.error().to_string());
+      offer.conn.tls = std::move(*st);
+      conn_.layer.reset();
+    } else {
+      offer.conn.unread = std::move(conn_.unread);
+    }
+    conn_.unread.clear();
+    offer.conn.socket = std::move(conn_.socket);
+    offer.payload = "GET /bench";
+    offer.target_host = "backend0";
+    // The result is handled from a post: offer() may finish inline (served
+    // locally), and the descriptor goes first.
+    fe_.offer(std::move(offer), [self = shared_from_this()](node::OfferResult r) {
+      asio::post(self->exec_, [self, r = std::move(r)]() mutable { self->on_offered(std::move(r)); });
+    });
+    // Only now out of the reactor: the OFFER is on its way, this epoll_ctl is
+    // off its path. (The socket is still open: the origin holds it.)
+    drop_descriptor();
+  }
+
+  void on_offered(node::OfferResult r) {
+    if (ended_) return;
+    if (r.outcome == node::OfferOutcome::kServedLocally) {
+      // Rolled back: answer here, keep the connection (not measured).
+      ++served_locally_;
+      std::fprintf(stderr, "handoff_bench: served locally: %s\n", r.why ? r.why->to_string().c_str() : "?");
+      conn_.socket = std::move(r.conn.socket);
+      conn_.unread = std::move(r.conn.unread);
+      if (r.conn.tls) {
+        auto l = tls::make_best_layer(conn_.socket.get(), *r.conn.tls);
+        if (!l.ok()) return fail("frontend resume: " + l.error().to_string());
+        conn_.layer = std::move(*l);
+      }
+      if (auto st = write_plain_or_tls(conn_.socket.get(), conn_.layer.get(), kLocalResponse); !st.ok())
+        return fail("frontend write: " + st.error().to_string());
+      run_.samples[static_cast<size_t>(i_)] = {};
+      ++i_;
+      return next();
+    }
+    if (r.outcome != node::OfferOutcome::kOffloaded)
+      return fail(std::string("offer lost: ") + (r.why ? r.why->to_string() : "?"));
+    if (i_ >= kWarmUp) add_steps(r.trace, "handoff.step.", run_.suffix, steps_);
+    offloaded_ = true;  // the return handler goes on
+  }
+
+  void on_returned(node::ReturnedConnection back, Clock::time_point at) {
+    if (ended_) return;
+    if (!offloaded_) return fail("frontend: connection returned before its offer finished");
+    offloaded_ = false;
+    run_.samples[static_cast<size_t>(i_)].frontend_may_send = at;
+    if (i_ >= kWarmUp) add_steps(back.trace, "return.step.frontend.", run_.suffix, steps_);
+    conn_.socket = std::move(back.socket);
+    conn_.unread = std::move(back.unread);
+    if (back.tls) {
+      auto l = tls::make_best_layer(conn_.socket.get(), *back.tls);
+      if (!l.ok()) return fail("frontend resume: " + l.error().to_string());
+      conn_.layer = std::move(*l);
+    }
+    ++i_;
+    next();
+  }
+
+  void drop_descriptor() {
+    if (!desc_) return;
+    (void)desc_->release();  // the fd stays open: conn_ (or the origin) owns it
+    desc_.reset();
+  }
+  void fail(const std::string& why) {
+    run_.fail(why);
+    finish();
+  }
+  void finish() {
+    if (ended_) return;
+    ended_ = true;
+    drop_descriptor();
+    fe_.set_return_handler(nullptr);
+    ended_promise_.set_value();
+  }
+
+  node::Node& fe_;
+  asio::any_io_executor exec_;
+  FrontendConn conn_;
+  Run run_;
+  std::optional<asio::posix::stream_descriptor> desc_;
+  int i_ = 0;
+  bool offloaded_ = false, ended_ = false;
+  int served_locally_ = 0;
+  Steps steps_;
+  std::promise<void> ended_promise_;
+  std::future<void> ended_future_;
 };
 
 // `iterations` measured offers + returns of one keep-alive connection.
 Result<RunResult> run(const lab::Lab& lab, node::Node& fe, node::Node& be, int listen_fd, uint16_t port, bool tls,
                       std::shared_ptr<tls::ServerContext> tls_ctx, int iterations) {
-  // The handlers run on the Nodes' threads right after serve() / take_back:
-  // that instant is when the host may send. Workers do the socket I/O.
-  Queue<std::pair<node::AcceptedConnection, Clock::time_point>> accepted;
-  Queue<std::pair<node::ReturnedConnection, Clock::time_point>> returned;
-  be.set_accept_handler([&](node::AcceptedConnection c) { accepted.push({std::move(c), Clock::now()}); });
-  fe.set_return_handler([&](node::ReturnedConnection c) { returned.push({std::move(c), Clock::now()}); });
   const std::string suffix = tls ? ".https" : "";
-
   const int total = iterations + kWarmUp;
   std::vector<Sample> samples(static_cast<size_t>(total));
   RunResult out;
@@ -293,50 +475,56 @@ Result<RunResult> run(const lab::Lab& lab, node::Node& fe, node::Node& be, int l
   };
   // The client may send request i+1 once the frontend holds the connection again.
   Queue<int> frontend_ready;
-
   std::atomic<int> current{0};  // the iteration being offered
-  std::atomic<bool> finished{false};
-  // Target worker: answer the owed request, then give the connection back.
-  std::thread target([&] {
-    while (!failed && !finished) {
-      auto got = accepted.pop(100ms);
-      if (!got) continue;
-      const int i = current.load();
-      auto c = std::move(got->first);
-      samples[static_cast<size_t>(i)].target_may_send = got->second;
-      std::unique_ptr<tls::RecordLayer> layer;
-      if (c.tls) {
-        auto l = tls::make_best_layer(c.socket.get(), *c.tls);
-        if (!l.ok()) return set_failure("target: " + l.error().to_string());
-        layer = std::move(*l);
-      }
-      if (auto st = write_plain_or_tls(c.socket.get(), layer.get(), kResponse); !st.ok())
-        return set_failure("target write: " + st.error().to_string());
-      if (layer) {
-        auto st = layer->freeze();
-        if (!st.ok()) return set_failure("target freeze: " + st.error().to_string());
-        c.tls = std::move(*st);
-      }
-      const auto t_give = Clock::now();
-      samples[static_cast<size_t>(i)].give_back_called = t_give;
-      // Target steps (since the OFFER arrived): prepare, ready_sent, serve.
-      if (i >= kWarmUp) add_steps(c.trace, "handoff.step.target.", suffix, out.steps);
-      std::promise<node::GiveBackResult> gb;
-      be.give_back(std::move(c), "", [&gb](node::GiveBackResult r) { gb.set_value(std::move(r)); });
-      auto fut = gb.get_future();
-      if (fut.wait_for(10s) != std::future_status::ready) return set_failure("target: give_back did not finish");
-      auto r = fut.get();
-      if (r.outcome != node::ReturnOutcome::kReturned) {
-        ++out.not_returned;
-        return set_failure(std::string("give_back: ") + node::return_outcome_name(r.outcome) + ": " +
-                           (r.why ? r.why->to_string() : "?"));
-      }
-      if (i >= kWarmUp) add_steps(r.trace, "return.step.target.", suffix, out.steps);
+
+  // Target: on backend0's Node thread, like the frontend on its own: the
+  // accept handler runs right after serve() — the instant the target may
+  // send — answers the owed request and gives the connection back at once.
+  // (No worker thread: on the lab's two vCPUs its wake-ups would land in the
+  // middle of the next handoff, which separate hosts never see.)
+  // What give_back()'s results record, shared with them: the last one may
+  // come after run() gave up waiting.
+  struct TargetSide {
+    Steps steps;                    // touched on backend0's Node thread only
+    std::atomic<int> accepted{0}, given_back{0}, not_returned{0};
+  };
+  auto target = std::make_shared<TargetSide>();
+  be.set_accept_handler([&](node::AcceptedConnection c) {
+    const auto at = Clock::now();
+    const int i = current.load();
+    ++target->accepted;
+    samples[static_cast<size_t>(i)].target_may_send = at;
+    std::unique_ptr<tls::RecordLayer> layer;
+    if (c.tls) {
+      auto l = tls::make_best_layer(c.socket.get(), *c.tls);
+      if (!l.ok()) return set_failure("target: " + l.error().to_string());
+      layer = std::move(*l);
     }
+    if (auto st = write_plain_or_tls(c.socket.get(), layer.get(), kResponse); !st.ok())
+      return set_failure("target write: " + st.error().to_string());
+    if (layer) {
+      auto st = layer->freeze();
+      if (!st.ok()) return set_failure("target freeze: " + st.error().to_string());
+      c.tls = std::move(*st);
+    }
+    // Target steps (since the OFFER arrived): prepare, ready_sent, serve.
+    if (i >= kWarmUp) add_steps(c.trace, "handoff.step.target.", suffix, target->steps);
+    samples[static_cast<size_t>(i)].give_back_called = Clock::now();
+    be.give_back(std::move(c), "", [target, i, suffix](node::GiveBackResult r) {
+      if (r.outcome != node::ReturnOutcome::kReturned) {
+        std::fprintf(stderr, "handoff_bench: give_back %s: %s\n", node::return_outcome_name(r.outcome),
+                     r.why ? r.why->to_string().c_str() : "?");
+        ++target->not_returned;
+      } else if (i >= kWarmUp) {
+        add_steps(r.trace, "return.step.target.", suffix, target->steps);
+      }
+      ++target->given_back;
+    });
   });
 
-  // Frontend worker: read a request, offer it; take the connection back.
-  std::thread frontend([&] {
+  // Frontend: accept and handshake here (blocking), then run on the Node's thread.
+  std::shared_ptr<FrontendLoop> loop;
+  std::thread acceptor([&] {
     auto a = [&]() -> Result<UniqueFd> {
       pollfd p{listen_fd, POLLIN, 0};
       if (::poll(&p, 1, 10000) != 1) return error("no client connection", ETIMEDOUT);
@@ -354,67 +542,15 @@ Result<RunResult> run(const lab::Lab& lab, node::Node& fe, node::Node& be, int l
       if (!l.ok()) return set_failure("frontend TLS accept: " + l.error().to_string());
       conn.layer = std::move(*l);
     }
-    for (int i = 0; i < total && !failed; ++i) {
-      frontend_ready.push(i);
-      auto req = read_request(conn);
-      if (!req.ok()) return set_failure("frontend read: " + req.error().to_string());
-      samples[static_cast<size_t>(i)].request_in_hand = Clock::now();
-      current = i;
-      node::OfferRequest offer;
-      if (conn.layer) {
-        auto st = conn.layer->freeze(std::span(reinterpret_cast<const uint8_t*>(conn.unread.data()), conn.unread.size()));
-        if (!st.ok()) return set_failure("frontend freeze: " + st.error().to_string());
-        offer.conn.tls = std::move(*st);
-        conn.layer.reset();
-      } else {
-        offer.conn.unread = std::move(conn.unread);
-      }
-      conn.unread.clear();
-      offer.conn.socket = std::move(conn.socket);
-      offer.payload = "GET /bench";
-      offer.target_host = "backend0";
-      std::promise<node::OfferResult> done;
-      fe.offer(std::move(offer), [&done](node::OfferResult r) { done.set_value(std::move(r)); });
-      auto fut = done.get_future();
-      if (fut.wait_for(10s) != std::future_status::ready) return set_failure("frontend: offer did not finish");
-      auto r = fut.get();
-      if (r.outcome == node::OfferOutcome::kServedLocally) {
-        // Rolled back: answer here, keep the connection (not measured).
-        ++out.served_locally;
-        std::fprintf(stderr, "handoff_bench: served locally: %s\n", r.why ? r.why->to_string().c_str() : "?");
-        conn.socket = std::move(r.conn.socket);
-        conn.unread = std::move(r.conn.unread);
-        if (r.conn.tls) {
-          auto l = tls::make_best_layer(conn.socket.get(), *r.conn.tls);
-          if (!l.ok()) return set_failure("frontend resume: " + l.error().to_string());
-          conn.layer = std::move(*l);
-        }
-        if (auto st = write_plain_or_tls(conn.socket.get(), conn.layer.get(), kLocalResponse); !st.ok())
-          return set_failure("frontend write: " + st.error().to_string());
-        samples[static_cast<size_t>(i)] = {};
-        continue;
-      }
-      if (r.outcome != node::OfferOutcome::kOffloaded)
-        return set_failure(std::string("offer lost: ") + (r.why ? r.why->to_string() : "?"));
-      if (i >= kWarmUp) add_steps(r.trace, "handoff.step.", suffix, out.steps);
-      auto got = returned.pop(10s);
-      if (!got) return set_failure("frontend: connection not returned within 10 s");
-      samples[static_cast<size_t>(i)].frontend_may_send = got->second;
-      auto& back = got->first;
-      if (i >= kWarmUp) add_steps(back.trace, "return.step.frontend.", suffix, out.steps);
-      conn.socket = std::move(back.socket);
-      conn.unread = std::move(back.unread);
-      if (back.tls) {
-        auto l = tls::make_best_layer(conn.socket.get(), *back.tls);
-        if (!l.ok()) return set_failure("frontend resume: " + l.error().to_string());
-        conn.layer = std::move(*l);
-      }
-    }
+    loop = std::make_shared<FrontendLoop>(fe, std::move(conn), FrontendLoop::Run{total, suffix, samples, frontend_ready,
+                                                                                   current, set_failure});
+    loop->start();
   });
-
   // Client: one keep-alive connection to the service address.
   BenchClient client;
   Status cst = client.connect(lab.client().ns, lab.service_ip(), port, tls);
+  acceptor.join();
+  if (!loop) cst = error("the frontend did not start");
   for (int i = 0; cst.ok() && i < total && !failed; ++i) {
     auto ready = frontend_ready.pop(10s);
     if (!ready) {
@@ -436,12 +572,22 @@ Result<RunResult> run(const lab::Lab& lab, node::Node& fe, node::Node& be, int l
     }
   }
   if (!cst.ok()) set_failure("client: " + cst.error().to_string());
-  frontend.join();
-  finished = true;
-  target.join();
+  // The last return follows the client's last response.
+  if (loop) loop->stop(failed ? 0ms : 10000ms);
+  if (loop) out.served_locally = loop->served_locally();
   be.set_accept_handler(nullptr);
-  fe.set_return_handler(nullptr);
+  on_thread_of(be, [] {});  // no accept handler of ours runs on after this
+  // The target's last give_back() result follows the frontend's take-back (DONE).
+  for (int k = 0; k < 2000 && target->given_back < target->accepted; ++k) std::this_thread::sleep_for(1ms);
+  out.not_returned = target->not_returned;
+  if (out.not_returned) set_failure(std::to_string(out.not_returned) + " give_back() calls did not return");
+  if (target->given_back < target->accepted) set_failure("give_back() results missing");
   if (failed) return error(failure);
+  if (loop->completed() != total)
+    return error("the frontend finished " + std::to_string(loop->completed()) + " of " + std::to_string(total) +
+                 " iterations");
+  for (auto& [name, v] : loop->steps()) out.steps[name].insert(out.steps[name].end(), v.begin(), v.end());
+  for (auto& [name, v] : target->steps) out.steps[name].insert(out.steps[name].end(), v.begin(), v.end());
 
   for (int i = kWarmUp; i < total; ++i) {
     const auto& s = samples[static_cast<size_t>(i)];
@@ -519,7 +665,9 @@ int main(int argc, char** argv) {
                    iterations + kWarmUp);
     const std::string where = std::string(" between lab namespaces (client, frontend, backend0; eBPF steering, "
                                           "mutual-TLS 1.3 control channel, Nodes busy-polling " +
-                                          std::to_string(polling.count()) + " us after work), one keep-alive ") +
+                                          std::to_string(polling.count()) + " us after work; the frontend reads "
+                                          "requests and the target answers on the Nodes' own threads), one "
+                                          "keep-alive ") +
                               proto + " connection, " + std::to_string(kBodyBytes) + "-byte responses";
     print_latency(std::string("handoff.") + proto, "us", r->handoff,
                std::string("request in hand at the frontend (head read") + (tls ? ", TLS not yet frozen" : "") +
