@@ -14,9 +14,11 @@
 #include <sys/ioctl.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <mutex>
+#include <string_view>
 #include <thread>
 
 #include "common/handoff/channel/poll_window.h"
@@ -100,6 +102,7 @@ class Node::Impl {
   ReturnHandler on_return_;
   EndedHandler on_ended_;
   RecordObserver observer_;
+  std::atomic<bool> has_observer_{false};
   struct FlowOut {
     std::string target;
     FlowInfo flow;
@@ -127,13 +130,17 @@ class Node::Impl {
     return it == peer_clients_.end() ? nullptr : it->second;
   }
   void dispatch(const channel::ConnectionPtr& conn, pb::Envelope message);
-  void record(HandoffRecord r) {
+  // Built only when someone observes (tests, the test server): an accept's
+  // and a take-back's record come before the application's handler.
+  void record(HandoffRecord::Kind kind, const FlowInfo& flow, const std::string& peer, std::string_view outcome,
+              const std::optional<Error>& why, const protocol::Trace& trace) {
+    if (!has_observer_.load(std::memory_order_acquire)) return;
     RecordObserver obs;
     {
       std::lock_guard lock(mu_);
       obs = observer_;
     }
-    if (obs) obs(r);
+    if (obs) obs(HandoffRecord{kind, flow, peer, std::string(outcome), why, trace});
   }
   void defer(std::chrono::milliseconds delay, std::function<void()> fn);
   void sweep_dead_flows();
@@ -166,7 +173,7 @@ Status Node::Impl::start() {
   factory_ = std::make_unique<SocketTargetFlowFactory>(
       env_, [this](AcceptedConnection c) { accepted(std::move(c)); },
       [this](const FlowInfo& flow, const std::string& origin, const protocol::Trace& trace) {
-        record({HandoffRecord::Kind::kDiscard, flow, origin, "discarded", std::nullopt, trace});
+        record(HandoffRecord::Kind::kDiscard, flow, origin, "discarded", std::nullopt, trace);
       });
   commit_query_ = std::make_unique<protocol::ChannelCommitQuery>(
       io_, client_tls_,
@@ -324,7 +331,7 @@ void Node::Impl::ended_at_target(uint64_t flow_id, const std::string& host) {
   ++ended_;
   // The client's last ACK or FIN may still be on its way to the target.
   env_.remove_later(frontend_ingress_key(*flow), flow_id);
-  record({HandoffRecord::Kind::kEnded, *flow, host, "ended-at-target", std::nullopt, {}});
+  record(HandoffRecord::Kind::kEnded, *flow, host, "ended-at-target", std::nullopt, protocol::Trace{});
   if (handler) handler(*flow, host);
 }
 
@@ -348,7 +355,7 @@ void Node::Impl::accepted(AcceptedConnection conn) {
     flows_in_[conn.flow.flow_id] = conn.flow;
     handler = on_accept_;
   }
-  record({HandoffRecord::Kind::kAccept, conn.flow, conn.origin_host, "accepted", std::nullopt, conn.trace});
+  record(HandoffRecord::Kind::kAccept, conn.flow, conn.origin_host, "accepted", std::nullopt, conn.trace);
   if (handler) return handler(std::move(conn));
   std::fprintf(stderr, "xo-handoff[%s]: no accept handler: closing %s\n", config_.host_id.c_str(),
                conn.flow.to_string().c_str());
@@ -372,7 +379,7 @@ void Node::Impl::returned(ReturnedConnection conn) {
     std::lock_guard lock(mu_);
     awaiting_held_.erase(id);
   });
-  record({HandoffRecord::Kind::kTakeBack, conn.flow, conn.from_host, "taken-back", std::nullopt, conn.trace});
+  record(HandoffRecord::Kind::kTakeBack, conn.flow, conn.from_host, "taken-back", std::nullopt, conn.trace);
   if (handler) return handler(std::move(conn));
   // Nobody serves returned connections here: close it (FIN).
   conn.socket.reset();
@@ -385,7 +392,7 @@ void Node::Impl::offer(OfferRequest req, OfferDone done) {
     r.why = std::move(why);
     r.flow = std::move(flow);
     r.conn = std::move(req.conn);
-    record({HandoffRecord::Kind::kOffer, r.flow, req.target_host, offer_outcome_name(r.outcome), r.why, r.trace});
+    record(HandoffRecord::Kind::kOffer, r.flow, req.target_host, offer_outcome_name(r.outcome), r.why, r.trace);
     done(std::move(r));
   };
   auto flow = flow_of_socket(req.conn.socket.get());
@@ -450,7 +457,7 @@ void Node::Impl::offer(OfferRequest req, OfferDone done) {
           std::lock_guard lock(mu_);
           flows_out_.erase(info.flow_id);
         }
-        record({HandoffRecord::Kind::kOffer, r.flow, target, offer_outcome_name(r.outcome), r.why, r.trace});
+        record(HandoffRecord::Kind::kOffer, r.flow, target, offer_outcome_name(r.outcome), r.why, r.trace);
         done(std::move(r));
       });
   handoff->start();
@@ -514,8 +521,8 @@ void Node::Impl::start_give_back(AcceptedConnection conn, std::string unread, Gi
     r.why = error("give_back: no control connection to " + conn.origin_host, ENOTCONN);
     r.conn = std::move(conn);
     r.unread = std::move(unread);
-    record({HandoffRecord::Kind::kGiveBack, r.conn.flow, r.conn.origin_host, return_outcome_name(r.outcome), r.why,
-            r.trace});
+    record(HandoffRecord::Kind::kGiveBack, r.conn.flow, r.conn.origin_host, return_outcome_name(r.outcome), r.why,
+           r.trace);
     return done(std::move(r));
   }
   auto wire_flow = flow_to_wire(conn.flow);
@@ -542,7 +549,7 @@ void Node::Impl::start_give_back(AcceptedConnection conn, std::string unread, Gi
         } else {
           target_done(info.flow_id);
         }
-        record({HandoffRecord::Kind::kGiveBack, info, origin_host, return_outcome_name(r.outcome), r.why, r.trace});
+        record(HandoffRecord::Kind::kGiveBack, info, origin_host, return_outcome_name(r.outcome), r.why, r.trace);
         done(std::move(r));
       });
   handoff->start();
@@ -557,7 +564,7 @@ void Node::Impl::close(AcceptedConnection conn) {
   // No longer served here: a reconciling frontend may drop its REDIRECT.
   target_done(flow.flow_id);
   ++closed_;
-  record({HandoffRecord::Kind::kClose, flow, conn.origin_host, "closed", std::nullopt, {}});
+  record(HandoffRecord::Kind::kClose, flow, conn.origin_host, "closed", std::nullopt, protocol::Trace{});
   // Tell the frontend, so its REDIRECT does not wait for a reconcile. Best
   // effort: without a channel now, reconcile() finds the entry later.
   if (auto client = peer_client(conn.origin_host); client && client->connected()) {
@@ -625,6 +632,7 @@ void Node::set_ended_handler(EndedHandler handler) {
 }
 void Node::set_record_observer(RecordObserver observer) {
   std::lock_guard lock(impl_->mu_);
+  impl_->has_observer_ = static_cast<bool>(observer);
   impl_->observer_ = std::move(observer);
 }
 
