@@ -22,7 +22,7 @@ TEST_F(HandoffFaults, TargetWithAFullSteeringTableRefusesAndTheFrontendServes) {
 
   CONNECT(client);
   EXPECT_EQ(Get(*client, 1000000, 11), "frontend") << "a refused offer must be served by the frontend";
-  auto fe = Records("frontend");
+  auto fe = RecordsWith("frontend", "record offer served-locally", 1);
   EXPECT_EQ(count_prefix(fe, "record offer served-locally"), 1u) << join(fe);
   EXPECT_EQ(count_prefix(fe, "record offer offloaded"), 0u) << join(fe);
   // The refusal left nothing: only the stranger's entries on backend0, none on the frontend.
@@ -59,7 +59,7 @@ TEST_F(HandoffFaults, TargetRefusesTwiceOnOneHttpsConnection) {
   if (HasFailure()) return;
   auto by = CurlHttps({{1000000, 15}, {150000, 16}});
   EXPECT_EQ(by, (std::vector<std::string>{"frontend", "frontend"}));
-  auto fe = Records("frontend");
+  auto fe = RecordsWith("frontend", "record offer served-locally", 2);
   EXPECT_EQ(count_prefix(fe, "record offer served-locally"), 2u) << join(fe);
   for (uint32_t i = 0; i < inserted; ++i) ASSERT_OK(table->remove(JunkKey(i)));
   ExpectNoFlowSockets({"frontend", "backend0", "client"});
@@ -84,7 +84,7 @@ TEST_F(HandoffFaults, ChannelCutBetweenOfferAndReady) {
   CONNECT(client);
   CUT(cut, /*let_one_in=*/true, /*drop_out=*/true);
   EXPECT_EQ(Get(*client, 1000000, 41), "frontend");
-  auto fe = Records("frontend");
+  auto fe = RecordsWith("frontend", "record offer served-locally", 1);
   EXPECT_EQ(count_prefix(fe, "record offer served-locally"), 1u) << join(fe);
   // backend0 prepared the flow (BLOCK + SNAT) and must discard it after
   // ready timeout + GO slack (~1.2 s) + the commit query.
@@ -230,9 +230,9 @@ TEST_F(HandoffFaults, ChannelCutBetweenReadyAndGo) {
   const auto took = std::chrono::steady_clock::now() - t0;
   healer.join();
   EXPECT_GT(took, 1s) << "served before the GO timeout: was GO really lost?\n" << listing;
-  auto fe = Records("frontend");
+  auto fe = RecordsWith("frontend", "record offer offloaded", 1);
   EXPECT_EQ(count_prefix(fe, "record offer offloaded"), 1u) << join(fe);
-  auto be = Records("backend0");
+  auto be = RecordsWith("backend0", "record accept", 1);
   EXPECT_EQ(count_prefix(be, "record accept"), 1u) << join(be);
   // The connection came back to the frontend (the RETURN uses backend0's
   // own connection, which was never cut).
@@ -302,7 +302,8 @@ TEST_F(HandoffFaults, ChannelCutBetweenReadyAndGoHttps) {
   healer.join();
   EXPECT_EQ(by, (std::vector<std::string>{"backend0", "frontend"}));
   EXPECT_GT(took, 1s) << "served before the GO timeout: was GO really lost?\n" << listing;
-  EXPECT_EQ(count_prefix(Records("frontend"), "record offer offloaded"), 1u) << join(Records("frontend"));
+  auto fe = RecordsWith("frontend", "record offer offloaded", 1);
+  EXPECT_EQ(count_prefix(fe, "record offer offloaded"), 1u) << join(fe);
   ExpectNoFlowSockets({"frontend", "backend0", "client"});
   ExpectNoEntries({"frontend", "backend0"});
   ExpectNoRsts();

@@ -32,7 +32,7 @@ TEST_F(HandoffFaults, TargetKilledBeforeReadyTheFrontendServes) {
   EXPECT_LT(waited, 3s) << "the rollback waited for the READY timeout instead of noticing the broken channel";
 
   EXPECT_EQ(Get(*client, 1000000, 22), "frontend");
-  auto fe = Records("frontend");
+  auto fe = RecordsWith("frontend", "record offer served-locally", 2);
   EXPECT_EQ(count_prefix(fe, "record offer served-locally"), 2u) << join(fe);
   EXPECT_EQ(count_prefix(fe, "record offer offloaded"), 0u) << join(fe);
   // Nothing was prepared on backend0 (its pinned map survives it), nothing

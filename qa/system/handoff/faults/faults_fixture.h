@@ -117,6 +117,19 @@ class HandoffFaults : public ::testing::Test {
         if (l.compare(0, 7, "record ") == 0) out.push_back(l);
     return out;
   }
+  // The records once `prefix` begins at least `n` of them (or `within`
+  // passed): a host prints a record before its client gets the response, but
+  // the lines reach this process through a reader thread that may lag.
+  std::vector<std::string> RecordsWith(const std::string& host, const std::string& prefix, size_t n,
+                                       std::chrono::milliseconds within = std::chrono::seconds(2)) {
+    const auto until = std::chrono::steady_clock::now() + within;
+    auto out = Records(host);
+    while (count_prefix(out, prefix) < n && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      out = Records(host);
+    }
+    return out;
+  }
 
   // Client connections on a host (the control channel on :7700 is not one).
   std::vector<lab::SocketRow> FlowSockets(const std::string& host) {
