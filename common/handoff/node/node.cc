@@ -1,6 +1,7 @@
 // Node: one io_context thread runs the control channel (server + one
 // PeerClient per peer), the state machines and the ports. Everything that
-// touches a flow happens on that thread; the public methods post to it.
+// touches a flow happens on that thread; the public methods post to it (or,
+// called on it, run at once).
 #include "common/handoff/node/node.h"
 
 #include <boost/asio/dispatch.hpp>
