@@ -119,10 +119,10 @@ Result<UniqueFd> restore_impl(const Snapshot& s, UniqueFd fresh, const RestoreOp
   const uint32_t send_end = s.send_seq - (our_fin ? 1 : 0);
   const uint32_t recv_end = s.recv_seq - (peer_fin ? 1 : 0);
 
-  if (!fresh) {
-    XO_ASSIGN_OR_RETURN(fresh, make_repair_socket(local.family()));
-  }
   UniqueFd fd = std::move(fresh);
+  if (!fd) {
+    XO_ASSIGN_OR_RETURN(fd, make_repair_socket(local.family()));
+  }
   const int sk = fd.get();
   // On any failure the half-built socket is closed in repair mode: no FIN,
   // no RST reaches the peer (declared after fd, so it runs before the close).

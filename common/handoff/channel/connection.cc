@@ -151,13 +151,12 @@ void Connection::write_next() {
 }
 
 void Connection::read_more() {
-  // Room for at least a header's worth, or the rest of a frame begun: the
-  // frame's size is known once its header is in (take_frames() grows in_).
+  // Room for the rest of a frame begun: take_frames() made room for a whole
+  // frame once its header was in; a header cut at the end of in_ moves to
+  // the front (fewer than 4 bytes).
   constexpr size_t kInitial = 16u << 10;
-  if (in_begin_ > 0 && in_begin_ == in_end_) in_begin_ = in_end_ = 0;
   if (in_.size() < kInitial) in_.resize(kInitial);
   if (in_end_ == in_.size()) compact_input();
-  if (in_end_ == in_.size()) in_.resize(in_.size() * 2);  // bounded: take_frames() checks the length first
   auto room = asio::buffer(in_.data() + in_end_, in_.size() - in_end_);
   stream_.async_read_some(room, [self = shared_from_this()](boost::system::error_code ec, size_t n) {
     if (ec) {

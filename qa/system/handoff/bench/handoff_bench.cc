@@ -253,13 +253,13 @@ struct FrontendConn {
   std::string unread;                       // plaintext read, not consumed
 };
 
-// One whole request head (ends with an empty line) taken from `unread`, if in.
-std::optional<std::string> take_request(std::string& unread) {
+// Consumes one whole request head (ends with an empty line) from `unread`;
+// false when none is in yet.
+bool take_request(std::string& unread) {
   auto end = unread.find("\r\n\r\n");
-  if (end == std::string::npos) return std::nullopt;
-  std::string req = unread.substr(0, end + 4);
+  if (end == std::string::npos) return false;
   unread.erase(0, end + 4);
-  return req;
+  return true;
 }
 
 // One read from the client (the socket is readable).
