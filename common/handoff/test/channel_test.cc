@@ -211,6 +211,72 @@ TEST_F(HandoffChannel, RequestAndResponseOverMutualTls) {
   EXPECT_EQ(served_peers_[0], "rgw-1");
 }
 
+// A frame many times the read buffer (16 KiB, one TLS record per read)
+// arrives whole, followed at once by a small one — both ways: an OFFER near
+// the payload limit to the server, a RETURN with as many client bytes back.
+TEST_F(HandoffChannel, FramesLargerThanTheReadBufferArriveWhole) {
+  std::string big(900u << 10, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + (i * 7) % 26);
+  ServerOptions sopts;
+  std::promise<std::string> offered;
+  sopts.handlers.on_message = [&](const ConnectionPtr& conn, pb::Envelope m) {
+    if (m.type() != pb::TYPE_OFFER) return;
+    if (m.offer().flow_id() == 1) offered.set_value(m.offer().payload());
+    pb::Ready r;
+    r.set_flow_id(m.offer().flow_id());
+    EXPECT_TRUE(conn->respond(m, wire::wrap(r)).ok());
+  };
+  auto server = start_server(0, sopts);
+  ASSERT_TRUE(server);
+  PeerOptions popts;
+  std::promise<std::string> returned;
+  popts.handlers.on_message = [&](const ConnectionPtr& conn, pb::Envelope m) {
+    if (m.type() != pb::TYPE_RETURN) return;
+    returned.set_value(m.return_().client_bytes());
+    pb::Done d;
+    d.set_flow_id(m.return_().flow_id());
+    EXPECT_TRUE(conn->respond(m, wire::wrap(d)).ok());
+  };
+  auto client = start_client(server->local_endpoint().port(), "rgw-1", nullptr, popts);
+  ASSERT_TRUE(wait_until([&] { return client->connected(); })) << "never connected";
+
+  pb::Offer offer = offer_for(1);
+  offer.set_payload(big);
+  std::promise<Result<pb::Envelope>> big_answer, small_answer;
+  client->connection()->request(wire::wrap(offer), 5s, [&](Result<pb::Envelope> r) { big_answer.set_value(r); });
+  client->connection()->request(wire::wrap(offer_for(2)), 5s,
+                                [&](Result<pb::Envelope> r) { small_answer.set_value(r); });
+  auto got = offered.get_future();
+  ASSERT_EQ(got.wait_for(5s), std::future_status::ready);
+  EXPECT_TRUE(got.get() == big) << "the payload arrived changed";
+  for (auto* answer : {&big_answer, &small_answer}) {
+    auto f = answer->get_future();
+    ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
+    auto r = f.get();
+    ASSERT_TRUE(r.ok()) << r.error().to_string();
+    EXPECT_EQ(r->type(), pb::TYPE_READY);
+  }
+
+  ASSERT_TRUE(wait_until([&] { return server->connection("rgw-1") != nullptr; }));
+  pb::Return ret;
+  *ret.mutable_flow() = offer_for(3).flow();
+  ret.set_flow_id(3);
+  ret.set_tcp_snapshot("snap");
+  ret.set_client_bytes(big);
+  ret.set_origin_host("osd-1");
+  std::promise<Result<pb::Envelope>> done;
+  server->connection("rgw-1")->request(wire::wrap(ret), 5s, [&](Result<pb::Envelope> r) { done.set_value(r); });
+  auto back = returned.get_future();
+  ASSERT_EQ(back.wait_for(5s), std::future_status::ready);
+  EXPECT_TRUE(back.get() == big) << "the client bytes arrived changed";
+  auto d = done.get_future();
+  ASSERT_EQ(d.wait_for(5s), std::future_status::ready);
+  auto r = d.get();
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(r->type(), pb::TYPE_DONE);
+  EXPECT_FALSE(log_.contains("closed")) << "the connection was dropped";
+}
+
 TEST_F(HandoffChannel, ServerSendsRequestsToo) {
   auto server = start_server();
   PeerOptions opts;
